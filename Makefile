@@ -1,0 +1,33 @@
+# pz-platform: `make demo` runs the main job on the embedded default, `make test` runs every suite.
+# Both create .venv and install the pinned requirements first when needed.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+VAR := var
+
+.PHONY: install demo test lint clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "pz-platform needs Python 3.11+ (found: $$($(PYTHON) --version))"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.txt
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/pz demo --workdir $(VAR)/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pzlib dags plugins tests
+
+clean:
+	rm -rf $(VAR)
