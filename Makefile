@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VAR := var
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint clean up down
 
 install: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 		{ echo "pz-platform needs Python 3.11+ (found: $$($(PYTHON) --version))"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.txt
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements.txt
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -31,3 +31,10 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VAR)
+
+# The Airflow services of the embedded default, in the background (state in $(VAR)/airflow); see scripts/airflow/.
+up: $(STAMP)
+	scripts/airflow/up.sh
+
+down:
+	scripts/airflow/down.sh

@@ -1,0 +1,411 @@
+"""Reading and writing catalogs, streamed as pyarrow record batches.
+
+One entry point per direction: :func:`open_catalog` reads Parquet (file or dataset folder), HATS (hats/lsdb),
+HDF5 (tables_io layout, including RAIL's ``photometry`` group), CSV and FITS, and gives the schema, the row
+count and an iterator of record batches, so a billion-row catalog never has to fit in memory.
+:func:`write_parquet` and :func:`write_hats` write atomically. :class:`ColumnMap` says which columns hold
+the id, the position and the photometry of a survey's catalog. Every problem raises :class:`CatalogError`
+naming the file, the column and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LSST_BANDS = ("u", "g", "r", "i", "z", "y")
+FORMATS = ("parquet", "hats", "hdf5", "csv", "fits")
+
+
+class CatalogError(ValueError):
+    """A catalog cannot be read or written; the message names the file, the column and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, column: str | None = None):
+        self.path = str(path)
+        self.column = column
+        where = f"{self.path}, column '{column}'" if column else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Which columns of a survey catalog hold the id, the position and the photometry."""
+
+    value_template: str
+    """Photometry column per band, with ``{band}``: e.g. ``mag_{band}_lsst`` or ``{band}_cModelFlux``."""
+    error_template: str
+    """Photometric error column per band, with ``{band}``."""
+    kind: str = "mag"
+    """``mag`` (AB magnitudes) or ``flux`` (nJy, converted to AB magnitudes in stage I)."""
+    bands: tuple[str, ...] = LSST_BANDS
+    """Band names, in wavelength order."""
+    id_column: str = "id"
+    """Unique object id column."""
+    ra_column: str | None = "ra"
+    """Right ascension (deg); None when the catalog has no positions."""
+    dec_column: str | None = "dec"
+    """Declination (deg); None when the catalog has no positions."""
+    ebv_column: str | None = None
+    """E(B−V) column for dereddening, if the catalog carries one."""
+
+    def __post_init__(self):
+        if self.kind not in ("mag", "flux"):
+            raise ValueError(f"column map kind must be 'mag' or 'flux', got {self.kind!r}")
+        for template in (self.value_template, self.error_template):
+            if "{band}" not in template:
+                raise ValueError(f"column template {template!r} must contain '{{band}}'")
+        if not self.bands:
+            raise ValueError("column map needs at least one band")
+
+    def value_column(self, band: str) -> str:
+        return self.value_template.format(band=band)
+
+    def error_column(self, band: str) -> str:
+        return self.error_template.format(band=band)
+
+    def photometry_columns(self) -> list[str]:
+        return [c for band in self.bands for c in (self.value_column(band), self.error_column(band))]
+
+    def position_columns(self) -> list[str]:
+        return [c for c in (self.ra_column, self.dec_column) if c]
+
+
+COLUMN_MAPS: dict[str, ColumnMap] = {
+    # RAIL / DC2 convention: AB magnitudes with 99 for non-detections.
+    "lsst_mag": ColumnMap("mag_{band}_lsst", "mag_err_{band}_lsst"),
+    # LSST DM Object table, cModel fluxes in nJy.
+    "dm_cmodel": ColumnMap(
+        "{band}_cModelFlux", "{band}_cModelFluxErr", kind="flux",
+        id_column="objectId", ra_column="coord_ra", dec_column="coord_dec",
+    ),
+    # LSST DM Object table, GAaP 1.0" fluxes in nJy (as in RAIL's rubin_dm_dc2_example.pq).
+    "dm_gaap": ColumnMap(
+        "{band}_gaap1p0Flux", "{band}_gaap1p0FluxErr", kind="flux",
+        id_column="objectId", ra_column="ra", dec_column="decl",
+    ),
+}
+
+
+def column_map(name_or_map: str | dict | ColumnMap) -> ColumnMap:
+    """A :class:`ColumnMap` from a preset name, a dict of its fields, or a map itself."""
+    if isinstance(name_or_map, ColumnMap):
+        return name_or_map
+    if isinstance(name_or_map, dict):
+        values = dict(name_or_map)
+        if "bands" in values:
+            values["bands"] = tuple(values["bands"])
+        return ColumnMap(**values)
+    if name_or_map not in COLUMN_MAPS:
+        raise ValueError(f"unknown column map {name_or_map!r}; presets: {', '.join(COLUMN_MAPS)}")
+    return COLUMN_MAPS[name_or_map]
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """The catalog format of ``path``, from its layout and suffix."""
+    path = Path(path)
+    if path.is_dir():
+        if any((path / name).exists() for name in ("hats.properties", "properties", "collection.properties")):
+            return "hats"
+        if any(path.rglob("*.parquet")):
+            return "parquet"
+        raise CatalogError(path, "folder is neither a HATS catalog nor a Parquet dataset")
+    suffixes = "".join(path.suffixes[-2:]).lower()
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".hdf5", ".h5", ".hdf"):
+        return "hdf5"
+    if suffix == ".csv" or suffixes == ".csv.gz":
+        return "csv"
+    if suffix in (".fits", ".fit") or suffixes in (".fits.gz", ".fit.gz"):
+        return "fits"
+    raise CatalogError(path, f"unknown catalog format '{suffix}' (readable: {', '.join(FORMATS)})")
+
+
+@dataclass
+class CatalogReader:
+    """An opened catalog: its schema, row count and a stream of record batches."""
+
+    path: Path
+    format: str
+    schema: pa.Schema
+    num_rows: int
+    _batches: object = field(repr=False)
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.schema.names)
+
+    def require_columns(self, columns: list[str]) -> None:
+        """Raise :class:`CatalogError` naming the first of ``columns`` the catalog lacks."""
+        for column in columns:
+            if column not in self.schema.names:
+                raise CatalogError(self.path, f"column missing (has: {', '.join(self.schema.names)})", column)
+
+    def iter_batches(self, columns: list[str] | None = None, batch_rows: int = 100_000) -> Iterator[pa.RecordBatch]:
+        """Record batches of at most ``batch_rows`` rows holding ``columns`` (all when None)."""
+        if columns is not None:
+            self.require_columns(columns)
+        try:
+            for batch in self._batches(columns, batch_rows):
+                if batch.num_rows:
+                    yield batch
+        except CatalogError:
+            raise
+        except (OSError, pa.ArrowException, KeyError, ValueError) as error:
+            raise CatalogError(self.path, f"cannot read: {error}") from error
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """The whole catalog (or ``columns`` of it) in memory."""
+        batches = list(self.iter_batches(columns))
+        if not batches:
+            schema = self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
+            return schema.empty_table()
+        return pa.Table.from_batches(batches)
+
+
+def open_catalog(path: str | os.PathLike, hdf5_group: str | None = None) -> CatalogReader:
+    """Open a catalog for streaming reads.
+
+    Parameters
+    ----------
+    path : path-like
+        A Parquet file or dataset folder, a HATS catalog folder, an HDF5, CSV or FITS file.
+    hdf5_group : str, optional
+        HDF5 group holding the columns; by default RAIL's ``photometry`` group when present, else the root.
+
+    Returns
+    -------
+    CatalogReader
+
+    Raises
+    ------
+    CatalogError
+        When the file is missing, empty, corrupt or of an unknown format.
+
+    Examples
+    --------
+    >>> reader = open_catalog("test_dc2_validation_9816.hdf5")  # doctest: +SKIP
+    >>> reader.num_rows, reader.column_names[:2]  # doctest: +SKIP
+    (20449, ['id', 'mag_err_g_lsst'])
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CatalogError(path, "no such file or folder")
+    if path.is_file() and path.stat().st_size == 0:
+        raise CatalogError(path, "file is empty")
+    catalog_format = detect_format(path)
+    opener = {
+        "parquet": _open_parquet,
+        "hats": _open_hats,
+        "hdf5": lambda p: _open_hdf5(p, hdf5_group),
+        "csv": _open_csv,
+        "fits": _open_fits,
+    }[catalog_format]
+    try:
+        schema, num_rows, batches = opener(path)
+    except CatalogError:
+        raise
+    except Exception as error:  # any parser's own error means the file is corrupt for us
+        raise CatalogError(path, f"not a readable {catalog_format} catalog: {error}") from error
+    if num_rows == 0:
+        raise CatalogError(path, "catalog has no rows")
+    return CatalogReader(path, catalog_format, schema, num_rows, batches)
+
+
+def _open_parquet(path: Path):
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(path, format="parquet")
+    schema = dataset.schema
+    num_rows = dataset.count_rows()
+
+    def batches(columns, batch_rows):
+        yield from dataset.to_batches(columns=columns, batch_size=batch_rows)
+
+    return schema, num_rows, batches
+
+
+def _open_hats(path: Path):
+    import hats
+    import pyarrow.dataset as ds
+
+    catalog = hats.read_hats(path)
+    if isinstance(catalog, hats.catalog.CatalogCollection):  # lsdb writes a collection: catalog + margin cache
+        catalog = catalog.main_catalog
+    dataset = ds.dataset(Path(catalog.catalog_base_dir) / "dataset", format="parquet", exclude_invalid_files=True)
+    # HATS adds Norder/Dir/Npix as hive partition columns; the catalog's own columns are what users see.
+    schema = dataset.schema
+    num_rows = int(catalog.catalog_info.total_rows or dataset.count_rows())
+
+    def batches(columns, batch_rows):
+        yield from dataset.to_batches(columns=columns, batch_size=batch_rows)
+
+    return schema, num_rows, batches
+
+
+def _open_hdf5(path: Path, group_name: str | None):
+    import h5py
+
+    with h5py.File(path, "r") as h5file:
+        if group_name is None:
+            group_name = "photometry" if "photometry" in h5file else "/"
+        if group_name not in h5file:
+            raise CatalogError(path, f"HDF5 group '{group_name}' not found (has: {', '.join(h5file)})")
+        group = h5file[group_name]
+        datasets = {name: item for name, item in group.items() if isinstance(item, h5py.Dataset)}
+        if not datasets:
+            raise CatalogError(path, f"HDF5 group '{group_name}' holds no columns")
+        lengths = {name: item.shape[0] if item.shape else 0 for name, item in datasets.items()}
+        if len(set(lengths.values())) != 1:
+            raise CatalogError(path, f"HDF5 columns have different lengths: {lengths}")
+        schema = pa.schema([(name, pa.from_numpy_dtype(item.dtype)) for name, item in datasets.items()])
+        num_rows = next(iter(lengths.values()))
+
+    def batches(columns, batch_rows):
+        names = columns or schema.names
+        with h5py.File(path, "r") as h5file:
+            group = h5file[group_name]
+            for start in range(0, num_rows, batch_rows):
+                stop = min(start + batch_rows, num_rows)
+                yield pa.record_batch({name: group[name][start:stop] for name in names})
+
+    return schema, num_rows, batches
+
+
+def _open_csv(path: Path):
+    import pyarrow.csv as pacsv
+
+    def reader(batch_rows=1 << 20):
+        return pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22))
+
+    schema = reader().schema
+    # CSV has no row count in a header: count once by streaming (cheap next to estimating).
+    num_rows = sum(batch.num_rows for batch in reader())
+
+    def batches(columns, batch_rows):
+        for batch in reader():
+            if columns is not None:
+                batch = batch.select(columns)
+            for offset in range(0, batch.num_rows, batch_rows):
+                yield batch.slice(offset, batch_rows)
+
+    return schema, num_rows, batches
+
+
+def _open_fits(path: Path):
+    from astropy.table import Table
+
+    table = Table.read(path, memmap=True)
+    if len(table.colnames) == 0:
+        raise CatalogError(path, "FITS file holds no table")
+    schema = pa.schema(
+        [(name, pa.from_numpy_dtype(table[name].dtype.newbyteorder("="))) for name in table.colnames]
+    )
+    num_rows = len(table)
+
+    def batches(columns, batch_rows):
+        names = columns or schema.names
+        for start in range(0, num_rows, batch_rows):
+            chunk = table[start : start + batch_rows]
+            yield pa.record_batch(
+                {name: np.asarray(chunk[name]).astype(chunk[name].dtype.newbyteorder("=")) for name in names}
+            )
+
+    return schema, num_rows, batches
+
+
+def _temporary_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+
+
+def check_writable(path: str | os.PathLike) -> None:
+    """Raise :class:`CatalogError` unless ``path``'s folder can be created and written."""
+    parent = Path(path).resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".pz-write-check-"):
+            pass
+    except OSError as error:
+        raise CatalogError(path, f"output location is not writable: {error.strerror or error}") from error
+
+
+class AtomicParquetWriter:
+    """Writes a Parquet file under a temporary name and renames it on success, so a crash or an error
+    never leaves a partial file under the final name.
+
+    Examples
+    --------
+    >>> with AtomicParquetWriter("out.parquet", schema) as writer:  # doctest: +SKIP
+    ...     writer.write(batch)
+    """
+
+    def __init__(self, path: str | os.PathLike, schema: pa.Schema):
+        self.path = Path(path)
+        check_writable(self.path)
+        self.temporary_path = _temporary_sibling(self.path)
+        self.schema = schema
+        self.num_rows = 0
+        self._writer = pq.ParquetWriter(self.temporary_path, schema, compression="zstd")
+
+    def write(self, data: pa.RecordBatch | pa.Table) -> None:
+        self._writer.write(data)
+        self.num_rows += data.num_rows
+
+    def __enter__(self) -> AtomicParquetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        self._writer.close()
+        if exc_type is None:
+            os.replace(self.temporary_path, self.path)
+        else:
+            self.temporary_path.unlink(missing_ok=True)
+
+
+def write_parquet(table: pa.Table, path: str | os.PathLike) -> Path:
+    """Write ``table`` to a Parquet file atomically; returns the path."""
+    with AtomicParquetWriter(path, table.schema) as writer:
+        writer.write(table)
+    return Path(path)
+
+
+def write_hats(
+    table: pa.Table,
+    path: str | os.PathLike,
+    catalog_name: str | None = None,
+    ra_column: str = "ra",
+    dec_column: str = "dec",
+) -> Path:
+    """Write ``table`` as a HATS catalog folder (via lsdb), atomically: built aside, then renamed."""
+    import lsdb
+
+    path = Path(path)
+    for column in (ra_column, dec_column):
+        if column not in table.column_names:
+            raise CatalogError(path, "HATS needs sky positions: column missing", column)
+    check_writable(path)
+    temporary_path = _temporary_sibling(path)
+    try:
+        catalog = lsdb.from_dataframe(
+            table.to_pandas(),
+            catalog_name=catalog_name or path.name,
+            ra_column=ra_column,
+            dec_column=dec_column,
+        )
+        catalog.write_catalog(temporary_path)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(temporary_path, path)
+    finally:
+        shutil.rmtree(temporary_path, ignore_errors=True)
+    return path

@@ -1,0 +1,275 @@
+"""The ``pz`` command: every stage runnable by hand, with progress bars and a one-line summary.
+
+``pz run --train TRAIN --input INPUT --estimator fzboost --output OUT`` is the whole job; ``pz preprocess``,
+``pz train`` and ``pz estimate`` run one stage; ``pz bench`` compares our path with stock RAIL; ``pz demo`` is
+the quickstart on the DC2 sample. Errors print one line naming the file, the column and the problem, and exit
+non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console(stderr=True)
+
+
+def _quiet_rail_logs() -> None:
+    """RAIL logs every chunk through structlog at info level; the CLI shows progress bars instead."""
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=True)
+
+
+def _summary(rows: int, seconds: float, where: str | Path) -> str:
+    rate = rows / seconds if seconds > 0 else float("inf")
+    return f"{rows:,} rows, {rate:,.0f} objects/s, {seconds:.1f} s → {where}"
+
+
+def cmd_preprocess(args: argparse.Namespace) -> None:
+    from pzlib.catalog import open_catalog
+    from pzlib.preprocess import PreprocessConfig, preprocess
+
+    config = PreprocessConfig(columns=args.columns, partition_rows=args.partition_rows, deredden=args.deredden,
+                              round_decimals=args.round, filters=args.filter or [], keep_columns=args.keep or [],
+                              sentinel=args.sentinel)
+    total = open_catalog(args.input).num_rows
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task("stage I", total=total)
+        partitions = preprocess(args.input, args.output, config, lambda n: progress.advance(task, n))
+    import pyarrow.parquet as pq
+
+    rows = sum(pq.read_metadata(p).num_rows for p in partitions)
+    print(f"preprocess: {len(partitions)} partition(s), " + _summary(rows, time.perf_counter() - started,
+                                                                    args.output))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from pzlib.estimate import EstimateConfig, train
+    from pzlib.preprocess import PreprocessConfig
+
+    config = EstimateConfig(args.estimator, truth_column=args.truth_column)
+    started = time.perf_counter()
+    with console.status(f"training {args.estimator} on {args.train}"):
+        model = train(args.train, args.model, config, PreprocessConfig(columns=args.columns))
+    print(f"train: {args.estimator} model in {time.perf_counter() - started:.1f} s → {model}")
+
+
+def cmd_estimate(args: argparse.Namespace) -> None:
+    """Any catalog → photo-z table: stage I cleaning and estimation streamed batch by batch."""
+    from pzlib.catalog import open_catalog
+    from pzlib.estimate import EstimateConfig, PartitionEstimator, estimate_partition
+    from pzlib.preprocess import PreprocessConfig
+
+    estimator = PartitionEstimator(args.model, EstimateConfig(args.estimator, batch_rows=args.batch_rows))
+    started = time.perf_counter()
+    with _progress() as progress:
+        task = progress.add_task(f"estimate {args.estimator}", total=open_catalog(args.input).num_rows)
+        estimate_partition(args.input, args.output, estimator, lambda n: progress.advance(task, n),
+                           cleaning=PreprocessConfig(columns=args.columns))
+    import pyarrow.parquet as pq
+
+    rows = pq.read_metadata(args.output).num_rows
+    print("estimate: " + _summary(rows, time.perf_counter() - started, args.output))
+
+
+def _export_table(catalog: Path, catalog_format: str, output: Path) -> None:
+    """Put the photo-z table at ``output``: one Parquet file (``*.parquet``) or a Parquet dataset folder."""
+    import pyarrow.dataset as ds
+
+    from pzlib.catalog import AtomicParquetWriter, check_writable
+
+    source = catalog / "dataset" if catalog_format == "hats" else catalog
+    dataset = ds.dataset(source, format="parquet")
+    if output.suffix in (".parquet", ".pq"):
+        schema = dataset.schema
+        with AtomicParquetWriter(output, schema) as writer:
+            for batch in dataset.to_batches():
+                writer.write(batch)
+        return
+    check_writable(output)
+    staging = output.with_name(f".{output.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(source, staging)
+    if output.exists():
+        shutil.rmtree(output)
+    os.replace(staging, output)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from pzlib import pipeline
+    from pzlib.catalog import check_writable
+
+    output = Path(args.output)
+    check_writable(output)
+    workdir = Path(args.workdir) if args.workdir else output.with_name(f".{output.name}.pzwork")
+    spec = pipeline.RunSpec(release=args.release, input=str(args.input), train=str(args.train),
+                            output=str(workdir), estimators=[args.estimator], column_map=args.columns,
+                            partition_rows=args.partition_rows, truth_column=args.truth_column)
+    started = time.perf_counter()
+    results = _run_with_progress(spec, args.workers)
+    result = results[args.estimator]
+    _export_table(Path(result["catalog"]), result["format"], output)
+    line = "run: " + _summary(result["n_rows"], time.perf_counter() - started, output)
+    if result["metrics"]:
+        line += "  |  " + _metrics_line(result["metrics"])
+    print(line)
+
+
+def _metrics_line(metrics: dict) -> str:
+    return (f"σ_NMAD {metrics['sigma_nmad']:.4f}, outliers {100 * metrics['outlier_rate']:.1f}%, "
+            f"bias {metrics['bias']:+.4f}")
+
+
+def _run_with_progress(spec, workers: int | None) -> dict:
+    from pzlib import pipeline
+    from pzlib.catalog import open_catalog
+
+    workers = workers or os.cpu_count() or 1
+    open_catalog(spec.train)
+    with _progress() as progress:
+        stage1 = progress.add_task("stage I    acquire", total=open_catalog(spec.input).num_rows)
+        partitions = pipeline.acquire(spec, lambda n: progress.advance(stage1, n))
+        results = {}
+        for estimator in spec.estimators:
+            training = progress.add_task(f"stage II   train {estimator}", total=1)
+            model_path = pipeline.train_model(spec, estimator)
+            progress.advance(training)
+            stage3 = progress.add_task(f"stage III  estimate {estimator}", total=len(partitions))
+            outputs = pipeline.estimate_all(spec, estimator, model_path, partitions, workers,
+                                            on_partition=lambda _: progress.advance(stage3))
+            results[estimator] = pipeline.assemble(spec, estimator, outputs)
+    return results
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """The quickstart: DC2 training → FlexZBoost and BPZ-lite photo-z of the DC2 validation set."""
+    from pzlib import pipeline
+
+    train_path, input_path = pipeline.dc2_sample_paths()
+    workdir = Path(args.workdir).resolve()
+    spec = pipeline.RunSpec(release="dc2-demo", input=str(input_path), train=str(train_path), output=str(workdir),
+                            estimators=args.estimators)
+    print(f"demo: training on {train_path.name}, estimating {input_path.name} with "
+          f"{' and '.join(spec.estimators)} (first run trains the models: a few minutes)")
+    started = time.perf_counter()
+    results = _run_with_progress(spec, args.workers)
+    for estimator, result in results.items():
+        print(f"  {estimator:8s} {result['n_rows']:,} objects → {result['catalog']}")
+        if result["metrics"]:
+            print(f"  {'':8s} vs true redshifts: {_metrics_line(result['metrics'])}")
+    print(f"demo: done in {time.perf_counter() - started:.0f} s; metrics in {workdir}/*/metrics.json")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from pzlib import bench
+
+    report = bench.run_benchmark(args.estimator, rows=args.rows, workdir=Path(args.workdir),
+                                 batch_rows=args.batch_rows)
+    print(bench.format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pz", description="pz-platform: photo-z production with RAIL.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def columns_option(command):
+        command.add_argument("--columns", default="lsst_mag",
+                             help="column map preset: lsst_mag, dm_cmodel, dm_gaap (default: lsst_mag)")
+
+    def estimator_option(command):
+        command.add_argument("--estimator", required=True,
+                             help="fzboost, bpz, or an installed RAIL estimator class name")
+
+    pre = commands.add_parser("preprocess", help="stage I: clean, column-map and partition a catalog")
+    pre.add_argument("input")
+    pre.add_argument("output", help="folder for the partitions")
+    columns_option(pre)
+    pre.add_argument("--partition-rows", type=int, default=150_000)
+    pre.add_argument("--deredden", action="store_true", help="SFD dereddening from the map's E(B-V) column")
+    pre.add_argument("--round", type=int, default=None, metavar="N", help="round magnitudes to N decimals")
+    pre.add_argument("--filter", action="append", metavar="EXPR", help="row filter, e.g. 'mag_i_lsst < 25.3'")
+    pre.add_argument("--keep", action="append", metavar="COLUMN", help="input column copied through")
+    pre.add_argument("--sentinel", type=float, default=99.0, help="non-detection magnitude (default 99)")
+    pre.set_defaults(func=cmd_preprocess)
+
+    tr = commands.add_parser("train", help="stage II: train an estimator with RAIL")
+    tr.add_argument("--train", required=True, help="training catalog with true redshifts")
+    estimator_option(tr)
+    tr.add_argument("--model", required=True, help="where to write the model (.pkl)")
+    tr.add_argument("--truth-column", default="redshift")
+    columns_option(tr)
+    tr.set_defaults(func=cmd_train)
+
+    es = commands.add_parser("estimate", help="stage III: photo-z of a catalog with a trained model")
+    es.add_argument("--model", required=True)
+    estimator_option(es)
+    es.add_argument("--input", required=True)
+    es.add_argument("--output", required=True, help="photo-z Parquet file")
+    es.add_argument("--batch-rows", type=int, default=50_000)
+    columns_option(es)
+    es.set_defaults(func=cmd_estimate)
+
+    rn = commands.add_parser("run", help="all stages: train, clean, estimate, assemble")
+    rn.add_argument("--train", required=True)
+    rn.add_argument("--input", required=True)
+    estimator_option(rn)
+    rn.add_argument("--output", required=True, help="photo-z table: a .parquet file or a dataset folder")
+    rn.add_argument("--workdir", help="run folder for intermediate outputs (default: hidden sibling of OUTPUT)")
+    rn.add_argument("--release", default="adhoc")
+    rn.add_argument("--partition-rows", type=int, default=150_000)
+    rn.add_argument("--truth-column", default="redshift",
+                    help="true-redshift column of the input, for metrics (ignored when absent)")
+    rn.add_argument("--workers", type=int, default=None, help="stage III processes (default: CPU count)")
+    columns_option(rn)
+    rn.set_defaults(func=cmd_run)
+
+    be = commands.add_parser("bench", help="stock RAIL vs our path on the same input, side by side")
+    be.add_argument("--estimator", default="fzboost", choices=["fzboost", "bpz"])
+    be.add_argument("--rows", type=int, default=None, help="rows (DC2 validation set tiled; default: 20,449)")
+    be.add_argument("--batch-rows", type=int, default=50_000)
+    be.add_argument("--workdir", default="var/bench")
+    be.add_argument("--json", help="also write the figures to this JSON file")
+    be.set_defaults(func=cmd_bench)
+
+    de = commands.add_parser("demo", help="quickstart on the DC2 sample shipped with RAIL")
+    de.add_argument("--workdir", default="var/demo")
+    de.add_argument("--estimators", nargs="+", default=["fzboost", "bpz"])
+    de.add_argument("--workers", type=int, default=None)
+    de.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_rail_logs()
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, PermissionError, OSError) as error:
+        console.print(f"[bold red]pz {args.command}: error:[/] {error}", highlight=False, soft_wrap=True)
+        return 2
+    except KeyboardInterrupt:
+        console.print(f"pz {args.command}: interrupted; finished outputs are kept, partial ones removed")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Platform settings: where state lives, which database, storage and job backend to use.
+
+The embedded default needs nothing installed: SQLite under ``var/``, the local filesystem and local
+processes. Every setting can be overridden by a ``PZ_*`` environment variable or a TOML file named by
+``PZ_CONFIG``; production deployments point them at Postgres, S3 and Slurm.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings of the platform."""
+
+    state_dir: Path = REPO_ROOT / "var"
+    """Folder for runtime state: databases, caches, run outputs of the embedded default."""
+    database_url: str = ""
+    """SQLAlchemy URL of the registry database; empty means SQLite under ``state_dir``."""
+    storage_url: str = ""
+    """Where products are stored (``file:///...`` or ``s3://bucket/prefix``); empty means ``state_dir``."""
+    backend: str = "local"
+    """Job backend of stage III: ``local`` or ``slurm``."""
+
+    def __post_init__(self):
+        if self.backend not in ("local", "slurm"):
+            raise ValueError(f"backend must be 'local' or 'slurm', got {self.backend!r}")
+
+    @property
+    def cache_dir(self) -> Path:
+        """Writable caches (e.g. BPZ's template data, which RAIL writes AB files into)."""
+        return self.state_dir / "cache"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.state_dir / 'registry.sqlite'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.state_dir / "storage").as_uri()
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from ``PZ_CONFIG`` (TOML) overridden by ``PZ_<FIELD>`` environment variables."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, object] = {}
+    config_path = environ.get("PZ_CONFIG")
+    if config_path:
+        with open(config_path, "rb") as config_file:
+            values.update(tomllib.load(config_file))
+    for field in fields(Settings):
+        env_value = environ.get(f"PZ_{field.name.upper()}")
+        if env_value is not None:
+            values[field.name] = env_value
+    unknown = set(values) - {field.name for field in fields(Settings)}
+    if unknown:
+        raise ValueError(f"unknown settings in {config_path}: {', '.join(sorted(unknown))}")
+    if "state_dir" in values:
+        values["state_dir"] = Path(str(values["state_dir"])).expanduser().resolve()
+    return Settings(**values)

@@ -1,0 +1,420 @@
+"""Stages II and III: train RAIL estimators and stream catalogs through them.
+
+RAIL is both the trainer and the estimator here: :func:`train` runs the estimator's RAIL informer and stores
+the model atomically; :class:`PartitionEstimator` builds the RAIL estimator stage once per process, with the
+model loaded once, and feeds it pyarrow record batches in memory (RAIL's own chunked file input is not used).
+:func:`estimate_partition` writes one photo-z table per partition under a temporary name, renames it when
+complete, and skips a partition whose output already exists and verifies.
+
+Point estimates in the output, per estimator:
+
+- ``fzboost`` (FlexZBoost): ``zmode`` is RAIL's mode (the grid argmax of the flexcode PDF); ``zmean``,
+  ``zmedian``, ``z_p16``, ``z_p84`` are computed on the 301-point PDF grid.
+- ``bpz`` (BPZ-lite): ``zmode`` and ``zmean`` are BPZ's own (posterior argmax and mean); ``zmedian``,
+  ``z_p16``, ``z_p84`` are computed on the PDF grid.
+- any other RAIL estimator: ``zmode``/``zmean`` from its ancillary data when it provides them, otherwise
+  from its PDF evaluated on the grid, like the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import pickle
+import pkgutil
+import shutil
+import tempfile
+import uuid
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pzlib import pdf
+from pzlib.catalog import AtomicParquetWriter, CatalogError, check_writable, open_catalog
+from pzlib.config import load_settings
+from pzlib.preprocess import (
+    NONDETECT_SENTINEL,
+    PreprocessConfig,
+    clean_batch,
+    output_error_column,
+    output_mag_column,
+)
+
+BUILTIN_ESTIMATORS = {
+    "fzboost": ("rail.estimation.algos.flexzboost", "FlexZBoostInformer", "FlexZBoostEstimator"),
+    "bpz": ("rail.estimation.algos.bpz_lite", "BPZliteInformer", "BPZliteEstimator"),
+}
+"""Short names of the estimators the platform is tuned for: (module, informer class, estimator class)."""
+
+POINT_COLUMNS = ("zmode", "zmean", "zmedian", "z_p16", "z_p84")
+PROVENANCE_KEY = b"pz.provenance"
+
+
+@dataclass(frozen=True)
+class EstimatorClasses:
+    """The RAIL informer and estimator stage classes of one estimator."""
+
+    name: str
+    informer: type
+    estimator: type
+
+
+def resolve_estimator(name: str) -> EstimatorClasses:
+    """The RAIL classes of ``name``: 'fzboost', 'bpz', or any installed RAIL estimator class name
+    (e.g. 'KNearNeighEstimator' or just 'KNearNeigh').
+
+    Raises
+    ------
+    ValueError
+        When no installed RAIL package provides such an estimator.
+    """
+    if name in BUILTIN_ESTIMATORS:
+        module_name, informer_name, estimator_name = BUILTIN_ESTIMATORS[name]
+        module = importlib.import_module(module_name)
+        return EstimatorClasses(name, getattr(module, informer_name), getattr(module, estimator_name))
+    estimator_name = name if name.endswith("Estimator") else f"{name}Estimator"
+    for module in _rail_algorithm_modules():
+        classes = _catalog_estimator_classes(module, estimator_name)
+        if classes:
+            return EstimatorClasses(name, *classes)
+    raise ValueError(
+        f"unknown estimator {name!r}: use 'fzboost', 'bpz' or the class name of an installed RAIL "
+        f"estimator (installed: {', '.join(installed_estimators())})"
+    )
+
+
+@cache
+def _rail_algorithm_modules() -> tuple:
+    import rail.estimation.algos as algos
+
+    modules = []
+    for info in pkgutil.iter_modules(algos.__path__, "rail.estimation.algos."):
+        try:
+            modules.append(importlib.import_module(info.name))
+        except Exception:  # an optional RAIL plugin with a broken dependency is just not available
+            continue
+    return tuple(modules)
+
+
+def installed_estimators() -> list[str]:
+    """Names accepted by :func:`resolve_estimator`."""
+    names = list(BUILTIN_ESTIMATORS)
+    for module in _rail_algorithm_modules():
+        names += [attribute for attribute in dir(module) if _catalog_estimator_classes(module, attribute)]
+    return sorted(set(names), key=names.index)
+
+
+def _catalog_estimator_classes(module, estimator_name: str) -> tuple[type, type] | None:
+    """(informer, estimator) when ``module`` defines a catalog estimator ``estimator_name`` and its informer."""
+    from rail.estimation.estimator import CatEstimator
+
+    if not estimator_name.endswith("Estimator"):
+        return None
+    estimator_class = getattr(module, estimator_name, None)
+    informer_class = getattr(module, estimator_name[: -len("Estimator")] + "Informer", None)
+    if not (isinstance(estimator_class, type) and isinstance(informer_class, type)):
+        return None
+    if estimator_class.__module__ != module.__name__ or not issubclass(estimator_class, CatEstimator):
+        return None
+    return informer_class, estimator_class
+
+
+def bpz_data_dir() -> Path:
+    """A writable copy of RAIL's BPZ data folder (SEDs, filters, AB files), made once per state folder.
+
+    BPZ-lite writes missing AB files under its data path; the installed copy may be read-only or shared.
+    """
+    from rail.core.utils import RAILDIR
+
+    source = Path(RAILDIR) / "rail" / "examples_data" / "estimation_data" / "data"
+    target = load_settings().cache_dir / "bpz_data"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".bpz_data-"))
+        shutil.copytree(source, staging, dirs_exist_ok=True)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process made it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+@dataclass
+class EstimateConfig:
+    """How stages II and III run one estimator."""
+
+    estimator: str
+    """'fzboost', 'bpz', or any installed RAIL estimator class name."""
+    bands: tuple[str, ...] = ("u", "g", "r", "i", "z", "y")
+    """Bands fed to the estimator (stage I output names ``mag_{band}_lsst``)."""
+    ref_band: str = "i"
+    """Reference band (BPZ prior magnitude; FlexZBoost's magnitude feature)."""
+    truth_column: str = "redshift"
+    """True (spec-z) redshift column of the training set."""
+    batch_rows: int = 50_000
+    """Rows per record batch streamed through the estimator."""
+    sentinel: float = NONDETECT_SENTINEL
+    """Non-detection magnitude written by stage I (RAIL's ``nondetect_val``)."""
+    rail_options: dict = field(default_factory=dict)
+    """Extra RAIL stage config (e.g. ``{"nbump": 10}``), passed to the informer and the estimator."""
+
+    def __post_init__(self):
+        self.bands = tuple(self.bands)
+        resolve_estimator(self.estimator)
+        if self.batch_rows <= 0:
+            raise ValueError(f"batch_rows must be positive, got {self.batch_rows}")
+        if self.ref_band not in self.bands:
+            raise ValueError(f"ref_band {self.ref_band!r} is not one of the bands {self.bands}")
+
+    @property
+    def classes(self) -> EstimatorClasses:
+        return resolve_estimator(self.estimator)
+
+    def input_columns(self) -> list[str]:
+        return [c for band in self.bands for c in (output_mag_column(band), output_error_column(band))]
+
+    def stage_options(self) -> dict:
+        """RAIL config shared by the informer and the estimator stage."""
+        options = {
+            "hdf5_groupname": "",
+            "id_col": "id",
+            "redshift_col": self.truth_column,
+            "nondetect_val": self.sentinel,
+            "bands": [output_mag_column(b) for b in self.bands],
+            "err_bands": [output_error_column(b) for b in self.bands],
+            "ref_band": output_mag_column(self.ref_band),
+        }
+        if self.estimator == "bpz":
+            options["bpz_ref_data_path"] = str(bpz_data_dir())
+            options["filter_list"] = [f"DC2LSST_{band}" for band in self.bands]
+        options.update(self.rail_options)
+        return options
+
+    def fingerprint(self) -> str:
+        values = asdict(self)
+        values.pop("batch_rows")  # how the rows are batched does not change the model or the answers
+        return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _numpy_columns(table: pa.Table | pa.RecordBatch) -> dict[str, np.ndarray]:
+    """Writable numpy arrays per column (RAIL's stages edit their input in place)."""
+    return {name: np.array(table.column(name).to_numpy(zero_copy_only=False)) for name in table.column_names}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unique_stage_name(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+
+def train(training_path: str | os.PathLike, model_path: str | os.PathLike, config: EstimateConfig,
+          preprocess_config: PreprocessConfig | None = None) -> Path:
+    """Train ``config.estimator`` with its RAIL informer on a training catalog; store the model atomically.
+
+    The training catalog goes through stage I cleaning first (same column map and sentinel as the data it
+    will estimate). A model whose sidecar records the same training file and config is reused.
+
+    Raises
+    ------
+    CatalogError
+        When the training catalog cannot be read or lacks a column (e.g. the truth column).
+    """
+    training_path, model_path = Path(training_path), Path(model_path)
+    preprocess_config = preprocess_config or PreprocessConfig()
+    sidecar = model_path.with_suffix(model_path.suffix + ".json")
+    identity = {
+        "training": str(training_path.resolve()),
+        "training_size": training_path.stat().st_size if training_path.is_file() else None,
+        "estimate_config": config.fingerprint(),
+        "preprocess_config": preprocess_config.fingerprint(),
+    }
+    if model_path.exists() and sidecar.exists():
+        recorded = json.loads(sidecar.read_text())
+        if recorded.get("identity") == identity and recorded.get("sha256") == file_sha256(model_path):
+            return model_path
+    check_writable(model_path)
+    cleaning = PreprocessConfig(**{**asdict(preprocess_config), "filters": list(preprocess_config.filters),
+                                   "keep_columns": [config.truth_column]})
+    reader = open_catalog(training_path)
+    input_columns = cleaning.input_columns(reader.column_names)
+    reader.require_columns(input_columns)
+    table = pa.concat_tables(
+        clean_batch(batch, cleaning, str(training_path)) for batch in reader.iter_batches(input_columns)
+    )
+    with tempfile.TemporaryDirectory(dir=model_path.parent, prefix=".train-") as workdir:
+        staged_model = Path(workdir) / "model.pkl"
+        informer = config.classes.informer.make_stage(
+            name=_unique_stage_name(f"inform_{config.estimator}"), model=str(staged_model),
+            **config.stage_options(),
+        )
+        informer.inform(_numpy_columns(table))
+        if not staged_model.exists():  # some informers keep the model in memory only
+            with open(staged_model, "wb") as handle:
+                pickle.dump(informer.model, handle)
+        os.replace(staged_model, model_path)
+    sidecar.write_text(json.dumps({"identity": identity, "sha256": file_sha256(model_path),
+                                   "estimator": config.estimator, "rows": table.num_rows}, indent=1))
+    return model_path
+
+
+class PartitionEstimator:
+    """A RAIL estimator stage built once, with its model loaded once, fed in-memory record batches.
+
+    Examples
+    --------
+    >>> estimator = PartitionEstimator("fzboost.pkl", EstimateConfig("fzboost"))  # doctest: +SKIP
+    >>> photoz = estimator.estimate_batch(batch)  # doctest: +SKIP
+    """
+
+    def __init__(self, model_path: str | os.PathLike, config: EstimateConfig):
+        self.model_path = Path(model_path)
+        self.config = config
+        if not self.model_path.exists():
+            raise FileNotFoundError(f"{self.model_path}: no trained model (run `pz train` first)")
+        self.model_sha256 = file_sha256(self.model_path)
+        with open(self.model_path, "rb") as handle:
+            model = pickle.load(handle)
+        options = {**config.stage_options(), "output_mode": "return", "chunk_size": 1 << 40}
+        if config.estimator == "fzboost":
+            options.setdefault("calculated_point_estimates", ["mode"])
+        self.stage = config.classes.estimator.make_stage(
+            name=_unique_stage_name(f"estimate_{config.estimator}"), model=str(self.model_path), **options,
+        )
+        # One long-lived stage replaces its output on every batch; RAIL's per-stage store must allow it.
+        object.__setattr__(self.stage.data_store, "allow_overwrite", True)
+        self.stage.config["model"] = model
+
+    def estimate_batch(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
+        """Photo-z table of one batch of stage I output: id, [ra, dec], point estimates, PDF."""
+        columns = _numpy_columns(batch.select(["id", *self.config.input_columns()]))
+        ensemble = self.stage.estimate(columns).data
+        grid, pdfs = _gridded_pdfs(ensemble, self.stage.config)
+        ancil = ensemble.ancil or {}
+        zmode = _ancil_column(ancil, ("zmode", "mode"))
+        zmean = _ancil_column(ancil, ("zmean", "mean")) if self.config.estimator != "fzboost" else None
+        levels = pdf.quantiles(pdfs, grid, [0.5, 0.16, 0.84])
+        out = {"id": batch.column("id")}
+        for name in ("ra", "dec"):
+            if name in batch.schema.names:
+                out[name] = batch.column(name)
+        out["zmode"] = pdf.mode(pdfs, grid) if zmode is None else zmode
+        out["zmean"] = pdf.mean(pdfs, grid) if zmean is None else zmean
+        out["zmedian"], out["z_p16"], out["z_p84"] = levels[:, 0], levels[:, 1], levels[:, 2]
+        arrays = {name: np.asarray(value, dtype=np.float32) if name in POINT_COLUMNS else value
+                  for name, value in out.items()}
+        arrays[pdf.PDF_COLUMN] = pdf.pdf_array(pdfs)
+        table = pa.table(arrays)
+        self.grid = grid
+        return table
+
+    def provenance(self, input_path: Path, input_rows: int) -> dict:
+        return {"estimator": self.config.estimator, "estimate_config": self.config.fingerprint(),
+                "model": str(self.model_path), "model_sha256": self.model_sha256,
+                "input": str(input_path), "input_rows": input_rows}
+
+
+def _ancil_column(ancil: dict, names: tuple[str, ...]) -> np.ndarray | None:
+    for name in names:
+        if name in ancil:
+            return np.asarray(ancil[name]).reshape(-1)
+    return None
+
+
+def _gridded_pdfs(ensemble, stage_config) -> tuple[np.ndarray, np.ndarray]:
+    """(grid, PDF values on it) of a qp ensemble: the interp grid itself, or the estimator's z grid."""
+    if "xvals" in ensemble.metadata and "yvals" in ensemble.objdata:
+        grid = np.asarray(ensemble.metadata["xvals"]).reshape(-1)
+        return grid, np.asarray(ensemble.objdata["yvals"])
+    grid = np.linspace(stage_config["zmin"], stage_config["zmax"], stage_config["nzbins"])
+    return grid, np.asarray(ensemble.pdf(grid))
+
+
+def _read_provenance(path: Path) -> dict | None:
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowException):
+        return None
+    raw = metadata.get(PROVENANCE_KEY)
+    return json.loads(raw) if raw else None
+
+
+def output_is_complete(output_path: Path, provenance: dict) -> bool:
+    """True when ``output_path`` is a readable photo-z table made from the same input and model."""
+    if not output_path.exists():
+        return False
+    recorded = _read_provenance(output_path)
+    if recorded is None or recorded != provenance:
+        return False
+    return pq.read_metadata(output_path).num_rows == provenance["input_rows"]
+
+
+def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.PathLike,
+                       estimator: PartitionEstimator, progress=None,
+                       cleaning: PreprocessConfig | None = None) -> Path:
+    """Estimate one catalog into a photo-z Parquet table, streaming, atomically; skip it if already done.
+
+    Parameters
+    ----------
+    partition_path : path-like
+        A stage I partition, or any catalog when ``cleaning`` is given.
+    output_path : path-like
+        Final name of the photo-z table.
+    estimator : PartitionEstimator
+        The estimator with its model loaded (shared by all partitions a process handles).
+    progress : callable, optional
+        Called with the number of rows estimated after each batch.
+    cleaning : PreprocessConfig, optional
+        Stage I cleaning applied to each batch on the fly, for a raw survey catalog.
+
+    Raises
+    ------
+    CatalogError
+        Unreadable input, a missing or non-numeric column, an unwritable output.
+    """
+    partition_path, output_path = Path(partition_path), Path(output_path)
+    reader = open_catalog(partition_path)
+    if cleaning is None:
+        columns = ["id", *[c for c in ("ra", "dec") if c in reader.column_names], *estimator.config.input_columns()]
+    else:
+        columns = cleaning.input_columns(reader.column_names)
+    reader.require_columns(columns)
+    provenance = estimator.provenance(partition_path.resolve(), reader.num_rows)
+    if output_is_complete(output_path, provenance):
+        if progress:
+            progress(reader.num_rows)
+        return output_path
+    check_writable(output_path)
+    writer = None
+    try:
+        for batch in reader.iter_batches(columns, estimator.config.batch_rows):
+            if cleaning is not None:
+                batch = clean_batch(batch, cleaning, str(partition_path))
+            photoz = estimator.estimate_batch(batch)
+            if writer is None:
+                metadata = {**pdf.qp_metadata(estimator.grid), PROVENANCE_KEY: json.dumps(provenance).encode()}
+                writer = AtomicParquetWriter(output_path, photoz.schema.with_metadata(metadata))
+            writer.write(photoz.replace_schema_metadata(writer.schema.metadata))
+            if progress:
+                progress(batch.num_rows)
+        if writer is None:
+            raise CatalogError(partition_path, "no rows to estimate")
+        if cleaning is None and writer.num_rows != reader.num_rows:
+            raise CatalogError(partition_path, f"estimated {writer.num_rows} rows of {reader.num_rows}")
+    except BaseException as error:
+        if writer is not None:
+            writer.__exit__(type(error), error, None)
+        raise
+    writer.__exit__(None, None, None)
+    return output_path

@@ -1,0 +1,286 @@
+"""A release run, stage by stage: the functions the ``pz`` command and the ``pz_compute`` DAG call.
+
+A run is fully described by a :class:`RunSpec` (JSON-serializable params); the same params reproduce the same
+outputs, and every stage skips what already exists and verifies. Layout of a run folder::
+
+    OUTPUT/stage1/part-NNNNN.parquet           cleaned, column-mapped partitions (stage I)
+    OUTPUT/models/ESTIMATOR.pkl                 trained RAIL models (stage II)
+    OUTPUT/ESTIMATOR/partitions/part-NNNNN.parquet   photo-z per partition (stage III)
+    OUTPUT/ESTIMATOR/photoz/                   the assembled photo-z catalog: HATS when the input has sky
+                                                positions, a Parquet dataset otherwise (stage IV)
+    OUTPUT/ESTIMATOR/metrics.json               metrics against the true redshifts, when the input has them
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pzlib.catalog import CatalogError, check_writable, open_catalog, write_hats
+from pzlib.estimate import EstimateConfig, PartitionEstimator, estimate_partition as _estimate_partition, train
+from pzlib.preprocess import PreprocessConfig, preprocess
+from pzlib.validate.metrics import point_metrics
+
+_RELEASE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def dc2_sample_paths() -> tuple[Path, Path]:
+    """(training, validation) DC2 catalogs shipped in pz-rail-base: 10,225 and 20,449 galaxies."""
+    from rail.core.utils import RAILDIR
+
+    testdata = Path(RAILDIR) / "rail" / "examples_data" / "testdata"
+    return testdata / "test_dc2_training_9816.hdf5", testdata / "test_dc2_validation_9816.hdf5"
+
+
+@dataclass
+class RunSpec:
+    """A release run of stages I–IV."""
+
+    release: str
+    """Release name (letters, digits, '.', '_', '-')."""
+    input: str
+    """Input catalog: Parquet file or dataset, HATS folder, HDF5, CSV or FITS."""
+    train: str
+    """Training catalog with true redshifts (same column map as the input)."""
+    output: str
+    """Run folder; created if missing."""
+    estimators: list[str] = field(default_factory=lambda: ["fzboost", "bpz"])
+    """Estimators to run: 'fzboost', 'bpz', or installed RAIL estimator class names."""
+    column_map: str | dict = "lsst_mag"
+    """Column map preset ('lsst_mag', 'dm_cmodel', 'dm_gaap') or a dict of ColumnMap fields."""
+    backend: str = "local"
+    """Where stage III runs: 'local' (processes here) or 'slurm'."""
+    partition_rows: int = 150_000
+    """Rows per stage I partition (one stage III job each)."""
+    truth_column: str | None = "redshift"
+    """True-redshift column of the input, for metrics; None when the input has none."""
+    training_truth_column: str = "redshift"
+    """True-redshift column of the training catalog."""
+    rail_options: dict = field(default_factory=dict)
+    """Extra RAIL config per estimator, e.g. {"fzboost": {"nbump": 5}}."""
+
+    def __post_init__(self):
+        if not isinstance(self.release, str) or not _RELEASE_PATTERN.match(self.release):
+            raise ValueError(f"release: {self.release!r} is not a valid name (letters, digits, '.', '_', '-')")
+        for name in ("input", "train", "output"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name}: a path is required")
+        if isinstance(self.estimators, str):
+            self.estimators = [self.estimators]
+        if not self.estimators:
+            raise ValueError("estimators: at least one estimator is required")
+        for estimator in self.estimators:
+            try:
+                EstimateConfig(estimator)
+            except ValueError as error:
+                raise ValueError(f"estimators: {error}") from None
+        if self.backend not in ("local", "slurm"):
+            raise ValueError(f"backend: must be 'local' or 'slurm', got {self.backend!r}")
+        if not isinstance(self.partition_rows, int) or self.partition_rows <= 0:
+            raise ValueError(f"partition_rows: must be a positive integer, got {self.partition_rows!r}")
+        try:
+            self.preprocess_config()
+        except ValueError as error:
+            raise ValueError(f"column_map: {error}") from None
+        unknown = set(self.rail_options) - set(self.estimators)
+        if unknown:
+            raise ValueError(f"rail_options: estimator(s) {', '.join(sorted(unknown))} are not in estimators")
+
+    @classmethod
+    def from_params(cls, params: dict) -> RunSpec:
+        """A spec from DAG params / CLI options; raises ValueError naming the bad field."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(params) - known
+        if unknown:
+            raise ValueError(f"{sorted(unknown)[0]}: unknown parameter (known: {', '.join(sorted(known))})")
+        missing = [name for name in ("release", "input", "train", "output") if params.get(name) in (None, "")]
+        if missing:
+            raise ValueError(f"{missing[0]}: required")
+        return cls(**params)
+
+    @classmethod
+    def params_schema(cls) -> dict:
+        """JSON schema of the params (for Airflow's DAG params)."""
+        return {
+            "type": "object",
+            "required": ["release", "input", "train", "output"],
+            "additionalProperties": False,
+            "properties": {
+                "release": {"type": "string", "pattern": _RELEASE_PATTERN.pattern},
+                "input": {"type": "string", "minLength": 1},
+                "train": {"type": "string", "minLength": 1},
+                "output": {"type": "string", "minLength": 1},
+                "estimators": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "column_map": {"type": ["string", "object"]},
+                "backend": {"type": "string", "enum": ["local", "slurm"]},
+                "partition_rows": {"type": "integer", "minimum": 1},
+                "truth_column": {"type": ["string", "null"]},
+                "training_truth_column": {"type": "string"},
+                "rail_options": {"type": "object"},
+            },
+        }
+
+    def to_params(self) -> dict:
+        return asdict(self)
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output)
+
+    def preprocess_config(self, keep_truth: bool = True) -> PreprocessConfig:
+        keep = [self.truth_column] if keep_truth and self.truth_column else []
+        return PreprocessConfig(columns=self.column_map, partition_rows=self.partition_rows, keep_columns=keep)
+
+    def estimate_config(self, estimator: str) -> EstimateConfig:
+        column_map = self.preprocess_config().columns
+        return EstimateConfig(estimator, bands=column_map.bands, truth_column=self.training_truth_column,
+                              rail_options=dict(self.rail_options.get(estimator, {})))
+
+    def model_path(self, estimator: str) -> Path:
+        return self.output_path / "models" / f"{estimator}.pkl"
+
+    def partition_output(self, estimator: str, partition_path: str | os.PathLike) -> Path:
+        return self.output_path / estimator / "partitions" / Path(partition_path).name
+
+    def catalog_path(self, estimator: str) -> Path:
+        return self.output_path / estimator / "photoz"
+
+
+def acquire(spec: RunSpec, progress: Callable[[int], None] | None = None) -> list[str]:
+    """Stage I: clean and partition the input catalog; returns the partition paths."""
+    partitions = preprocess(spec.input, spec.output_path / "stage1", spec.preprocess_config(), progress)
+    return [str(path) for path in partitions]
+
+
+def train_model(spec: RunSpec, estimator: str) -> str:
+    """Stage II: train ``estimator`` on the training catalog (reused when already trained); model path."""
+    training_cleaning = PreprocessConfig(columns=spec.column_map)
+    return str(train(spec.train, spec.model_path(estimator), spec.estimate_config(estimator), training_cleaning))
+
+
+_worker_estimators: dict[tuple[str, str], PartitionEstimator] = {}
+
+
+def _estimator_for(spec: RunSpec, estimator: str, model_path: str) -> PartitionEstimator:
+    """The process's estimator for this model, built on first use: later partitions reuse the loaded model."""
+    key = (estimator, str(Path(model_path).resolve()))
+    if key not in _worker_estimators:
+        _worker_estimators[key] = PartitionEstimator(model_path, spec.estimate_config(estimator))
+    return _worker_estimators[key]
+
+
+def estimate_partition(spec: RunSpec, estimator: str, model_path: str, partition_path: str,
+                       progress: Callable[[int], None] | None = None) -> str:
+    """Stage III for one partition; skips an output that exists and verifies. Returns the output path."""
+    output = spec.partition_output(estimator, partition_path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    return str(_estimate_partition(partition_path, output, _estimator_for(spec, estimator, model_path), progress))
+
+
+def _estimate_in_worker(params: dict, estimator: str, model_path: str, partition_path: str) -> str:
+    return estimate_partition(RunSpec(**params), estimator, model_path, partition_path)
+
+
+def estimate_all(spec: RunSpec, estimator: str, model_path: str, partitions: list[str], workers: int = 1,
+                 on_partition: Callable[[str], None] | None = None) -> list[str]:
+    """Stage III on the local backend: long-lived worker processes, each loading the model once."""
+    if workers <= 1 or len(partitions) <= 1:
+        outputs = []
+        for partition in partitions:
+            outputs.append(estimate_partition(spec, estimator, model_path, partition))
+            if on_partition:
+                on_partition(partition)
+        return outputs
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=min(workers, len(partitions)), mp_context=context) as pool:
+        futures = [pool.submit(_estimate_in_worker, spec.to_params(), estimator, model_path, partition)
+                   for partition in partitions]
+        outputs = []
+        for partition, future in zip(partitions, futures, strict=True):
+            outputs.append(future.result())
+            if on_partition:
+                on_partition(partition)
+    return outputs
+
+
+def assemble(spec: RunSpec, estimator: str, outputs: list[str]) -> dict:
+    """Stage IV: the photo-z catalog of all partitions, and its metrics against the true redshifts.
+
+    Returns ``{"catalog": path, "format": "hats"|"parquet", "n_rows": int, "metrics": {...} | None}``.
+    """
+    catalog_path = spec.catalog_path(estimator)
+    check_writable(catalog_path)
+    schema = pq.read_schema(outputs[0])
+    n_rows = sum(pq.read_metadata(path).num_rows for path in outputs)
+    if "ra" in schema.names and "dec" in schema.names:
+        table = pa.concat_tables(pq.read_table(path) for path in outputs)
+        write_hats(table, catalog_path, catalog_name=f"{spec.release}_{estimator}")
+        catalog_format = "hats"
+    else:
+        staging = catalog_path.with_name(f".{catalog_path.name}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        for path in outputs:
+            _link_or_copy(Path(path), staging / Path(path).name)
+        shutil.rmtree(catalog_path, ignore_errors=True)
+        os.replace(staging, catalog_path)
+        catalog_format = "parquet"
+    metrics = _truth_metrics(spec, outputs)
+    summary = {"catalog": str(catalog_path), "format": catalog_format, "n_rows": n_rows,
+               "metrics": metrics, "estimator": estimator, "release": spec.release}
+    (spec.output_path / estimator / "metrics.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def _truth_metrics(spec: RunSpec, outputs: list[str]) -> dict | None:
+    """Point metrics of zmode against the input's true redshifts (kept through stage I), if it has them."""
+    if not spec.truth_column:
+        return None
+    zmode, truth = [], []
+    for output in outputs:
+        partition = spec.output_path / "stage1" / Path(output).name
+        partition_columns = pq.read_schema(partition).names
+        if spec.truth_column not in partition_columns:
+            return None
+        photoz = pq.read_table(output, columns=["id", "zmode"])
+        reference = pq.read_table(partition, columns=["id", spec.truth_column])
+        if not photoz.column("id").equals(reference.column("id")):
+            raise CatalogError(output, "object ids differ from its stage I partition", "id")
+        zmode.append(photoz.column("zmode").to_numpy())
+        truth.append(reference.column(spec.truth_column).to_numpy())
+    return point_metrics(np.concatenate(zmode), np.concatenate(truth)).as_dict()
+
+
+def run(spec: RunSpec, workers: int | None = None, report: Callable[[str], None] | None = None) -> dict:
+    """All four stages on the local backend; returns ``{estimator: assemble summary}``."""
+    report = report or (lambda message: None)
+    workers = workers or os.cpu_count() or 1
+    open_catalog(spec.train)  # fail on a bad training catalog before stage I does any work
+    partitions = acquire(spec)
+    report(f"stage I: {len(partitions)} partition(s) in {spec.output_path / 'stage1'}")
+    results = {}
+    for estimator in spec.estimators:
+        model_path = train_model(spec, estimator)
+        report(f"stage II: {estimator} model {model_path}")
+        outputs = estimate_all(spec, estimator, model_path, partitions, workers)
+        report(f"stage III: {estimator} estimated {len(outputs)} partition(s)")
+        results[estimator] = assemble(spec, estimator, outputs)
+    return results

@@ -1,0 +1,206 @@
+"""Checks and normalisation of the values callers hand to the registry.
+
+Each function takes a raw value, returns it cleaned (stripped, converted to the enumeration, …) or raises
+``InvalidInput`` with a sentence that names the field, the value and the rule. Nothing here touches the
+database, so the HTTP layer can reuse the same checks on form data before calling the registry.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable
+from enum import Enum
+from typing import Any
+
+from pzlib.registry.errors import InvalidInput
+from pzlib.registry.schema import NAME_LENGTH, FileRole, ProcessStatus, ProductStatus
+
+
+class Unset(Enum):
+    """Type of ``UNSET``, the default of update arguments that leave a field as it is."""
+
+    TOKEN = "UNSET"
+
+
+UNSET = Unset.TOKEN
+"""Marks an update argument that was not given (``None`` is a value for nullable fields)."""
+
+_USERNAME = re.compile(r"^[\w.@+-]{1,150}$", re.ASCII)
+_RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def slugify(text: str) -> str:
+    """Lower-case ASCII slug of ``text``, words joined by ``_``, as LIneA's internal names use.
+
+    Accents are folded, spaces become ``_`` and other punctuation is dropped.
+
+    Examples
+    --------
+    >>> slugify("  Spec-z  Catálogo (DR2) ")
+    'specz_catalogo_dr2'
+    """
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    underscored = re.sub(r"\s+", "_", ascii_text.strip())
+    return re.sub(r"_+", "_", re.sub(r"[^a-z0-9_]", "", underscored)).strip("_")
+
+
+def display_name(value: object, field: str = "display_name") -> str:
+    """A stripped, non-empty name of at most 255 characters that has a letter or a digit."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text, got {type(value).__name__}")
+    cleaned = value.strip()
+    if not cleaned:
+        raise InvalidInput(f"{field} is empty; give the product a name")
+    if len(cleaned) > NAME_LENGTH:
+        raise InvalidInput(f"{field} has {len(cleaned)} characters; the limit is {NAME_LENGTH}")
+    if _CONTROL_CHARACTERS.search(cleaned):
+        raise InvalidInput(f"{field} {cleaned!r} contains control characters")
+    if not slugify(cleaned):
+        raise InvalidInput(f"{field} {cleaned!r} needs at least one letter or digit")
+    return cleaned
+
+
+def optional_text(value: object, field: str, max_length: int) -> str | None:
+    """Stripped text, or ``None`` for ``None`` and blank text."""
+    if value is None:
+        return None
+    cleaned = filter_text(value, field).strip()
+    if len(cleaned) > max_length:
+        raise InvalidInput(f"{field} has {len(cleaned)} characters; the limit is {max_length}")
+    return cleaned or None
+
+
+def description(value: object) -> str:
+    """Free text; ``None`` becomes empty."""
+    return "" if value is None else filter_text(value, "description")
+
+
+def filter_text(value: object, field: str) -> str:
+    """Any text without NUL characters (which Postgres cannot store or compare)."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be text, got {type(value).__name__}")
+    if "\x00" in value:
+        raise InvalidInput(f"{field} {value!r} contains a NUL character")
+    return value
+
+
+def username(value: object) -> str:
+    """A Django-style username: 1–150 letters, digits and ``_.@+-``."""
+    if not isinstance(value, str) or not _USERNAME.match(value):
+        raise InvalidInput(
+            f"username {value!r} is not valid; use 1-150 letters, digits and the characters _ . @ + -"
+        )
+    return value
+
+
+def release_name(value: object) -> str:
+    """A release name: a letter or digit, then letters, digits and ``_.-`` (e.g. ``dp1``)."""
+    if not isinstance(value, str) or not _RELEASE_NAME.match(value):
+        raise InvalidInput(
+            f"release name {value!r} is not valid; start with a letter or digit and use only letters, "
+            "digits and the characters _ . -"
+        )
+    return value
+
+
+def group_names(values: Iterable[str]) -> tuple[str, ...]:
+    """Distinct, sorted, stripped access-group names."""
+    if isinstance(values, str):
+        raise InvalidInput(f"groups must be a list of names, got the single text {values!r}")
+    cleaned = set()
+    for value in values:
+        if not isinstance(value, str) or not value.strip() or len(value.strip()) > 150:
+            raise InvalidInput(f"group name {value!r} is not valid; use 1-150 characters")
+        cleaned.add(value.strip())
+    return tuple(sorted(cleaned))
+
+
+def file_name(value: object) -> str:
+    """A bare file name: no directories, no ``..``, no control characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"file name {value!r} is empty; give the name of the uploaded file")
+    if "/" in value or "\\" in value or value in (".", "..") or _CONTROL_CHARACTERS.search(value):
+        raise InvalidInput(
+            f"file name {value!r} is not a plain file name; remove directories, '..' and control characters"
+        )
+    if len(value) > NAME_LENGTH:
+        raise InvalidInput(f"file name {value!r} has {len(value)} characters; the limit is {NAME_LENGTH}")
+    return value
+
+
+def count(value: object, field: str) -> int:
+    """A non-negative integer (bytes, rows)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInput(f"{field} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def optional_count(value: object, field: str) -> int | None:
+    """``None`` or a non-negative integer."""
+    return None if value is None else count(value, field)
+
+
+def release_year(value: object) -> int | None:
+    """``None`` or a plausible year (1900–2200)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1900 <= value <= 2200:
+        raise InvalidInput(f"release_year must be a year such as 2025, got {value!r}")
+    return value
+
+
+def json_object(value: object, field: str) -> dict[str, Any]:
+    """A dict that serialises to strict JSON (no NaN, string keys)."""
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field} must be a JSON object, got {type(value).__name__}")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise InvalidInput(f"{field} is not valid JSON: {error}") from error
+    return value
+
+
+def reference(value: object, what: str) -> int | str:
+    """An id (int) or a name (non-empty str) of a record."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        raise InvalidInput(f"{what} must be given by id or name, got {value!r}")
+    return filter_text(value, what) if isinstance(value, str) else value
+
+
+def product_status(value: object) -> ProductStatus:
+    """A ``ProductStatus`` from the enum, its code (``1``) or its label (``"Published"``)."""
+    try:
+        if isinstance(value, str):
+            return ProductStatus[value.strip().upper()]
+        if not isinstance(value, bool):
+            return ProductStatus(value)
+    except (KeyError, ValueError):
+        pass
+    known = ", ".join(f"{status.value} {status.label}" for status in ProductStatus)
+    raise InvalidInput(f"product status {value!r} is unknown; use one of {known}")
+
+
+def file_role(value: object) -> FileRole:
+    """A ``FileRole`` from the enum, its code (``0``) or its label (``"main"``)."""
+    try:
+        if isinstance(value, str):
+            return FileRole[value.strip().upper()]
+        if not isinstance(value, bool):
+            return FileRole(value)
+    except (KeyError, ValueError):
+        pass
+    known = ", ".join(f"{role.value} {role.label}" for role in FileRole)
+    raise InvalidInput(f"file role {value!r} is unknown; use one of {known}")
+
+
+def process_status(value: object) -> ProcessStatus:
+    """A ``ProcessStatus`` from the enum or its label (``"Running"``, any case)."""
+    if isinstance(value, str):
+        for status in ProcessStatus:
+            if status.value.lower() == value.strip().lower():
+                return status
+    known = ", ".join(status.value for status in ProcessStatus)
+    raise InvalidInput(f"process status {value!r} is unknown; use one of {known}")

@@ -1,0 +1,150 @@
+"""Versioned, idempotent schema migrations of the registry database.
+
+A ``schema_version`` table records every step applied; ``migrate(engine)`` applies the missing ones, in
+order, in one transaction (on Postgres under an advisory lock, so api-server workers starting together do not
+race). Every step checks before it acts: the first step creates whatever tables of ``pzlib.registry.schema``
+are missing and seeds the product types, so it is also correct on a database built by later code. A later
+schema change appends a step that alters an existing database only where it still differs
+(``sqlalchemy.inspect`` tells), and leaves a database that already has the change alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    func,
+    insert,
+    select,
+    text,
+)
+
+from pzlib.registry import schema
+from pzlib.registry.errors import RegistryError
+
+schema_version = Table(
+    "schema_version",
+    MetaData(),
+    Column("version", Integer, primary_key=True),
+    Column("description", String(255), nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+)
+
+_ADVISORY_LOCK_KEY = 0x707A_7265_6769  # "pzregi": any constant shared by every pz-platform process
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step from ``version - 1`` to ``version``."""
+
+    version: int
+    """Schema version after this step."""
+    description: str
+    """What the step changes, recorded in ``schema_version``."""
+    apply: Callable[[Connection], None]
+    """Makes the change inside the caller's transaction; must be a no-op where it is already made."""
+
+
+def _create_tables_and_seed_product_types(connection: Connection) -> None:
+    schema.metadata.create_all(connection, checkfirst=True)
+    known_names = set(connection.scalars(select(schema.product_types.c.name)))
+    missing_seeds = [seed for seed in schema.PRODUCT_TYPE_SEEDS if seed.name not in known_names]
+    if missing_seeds:
+        connection.execute(
+            insert(schema.product_types),
+            [
+                {
+                    "name": seed.name,
+                    "display_name": seed.display_name,
+                    "description": seed.description,
+                    "display_order": seed.order,
+                }
+                for seed in missing_seeds
+            ],
+        )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "registry tables and the seven product types", _create_tables_and_seed_product_types),
+)
+"""Every step, ordered by version (1, 2, …)."""
+
+LATEST_VERSION = MIGRATIONS[-1].version
+"""Schema version this code reads and writes."""
+
+
+def current_version(engine: Engine) -> int:
+    """Schema version of the database behind ``engine``; 0 when it was never migrated.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        Registry database.
+
+    Returns
+    -------
+    int
+        Highest version recorded in ``schema_version``.
+    """
+    with engine.connect() as connection:
+        return _recorded_version(connection)
+
+
+def migrate(engine: Engine) -> int:
+    """Bring the database behind ``engine`` to ``LATEST_VERSION``; safe to call on every start.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.Engine
+        Registry database (SQLite or Postgres).
+
+    Returns
+    -------
+    int
+        The schema version now in force.
+
+    Raises
+    ------
+    RegistryError
+        When the database was migrated by newer code than this one.
+
+    Examples
+    --------
+    >>> from sqlalchemy import create_engine
+    >>> migrate(create_engine("sqlite://")) == LATEST_VERSION
+    True
+    """
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
+        schema_version.create(connection, checkfirst=True)
+        version = _recorded_version(connection)
+        if version > LATEST_VERSION:
+            raise RegistryError(
+                f"the registry database is at schema version {version} but this pz-platform knows versions "
+                f"up to {LATEST_VERSION}; upgrade pz-platform before opening it"
+            )
+        for step in MIGRATIONS[version:]:
+            step.apply(connection)
+            connection.execute(
+                insert(schema_version).values(
+                    version=step.version, description=step.description, applied_at=datetime.now(UTC)
+                )
+            )
+    return LATEST_VERSION
+
+
+def _recorded_version(connection: Connection) -> int:
+    if not connection.dialect.has_table(connection, schema_version.name):
+        return 0
+    return connection.scalar(select(func.max(schema_version.c.version))) or 0

@@ -1,0 +1,147 @@
+"""pzlib.catalog: every format reads back the same values; bad files fail with the file and the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import tables_io
+from astropy.table import Table
+
+from pzlib.catalog import (
+    COLUMN_MAPS,
+    AtomicParquetWriter,
+    CatalogError,
+    column_map,
+    detect_format,
+    open_catalog,
+    write_hats,
+    write_parquet,
+)
+
+
+@pytest.fixture(scope="module")
+def sample(dc2_300) -> pa.Table:
+    return pq.read_table(dc2_300)
+
+
+def _written(sample: pa.Table, catalog_format: str, folder):
+    if catalog_format == "parquet":
+        return write_parquet(sample, folder / "sample.parquet")
+    if catalog_format == "parquet-dataset":
+        (folder / "ds").mkdir()
+        write_parquet(sample.slice(0, 120), folder / "ds" / "a.parquet")
+        write_parquet(sample.slice(120), folder / "ds" / "b.parquet")
+        return folder / "ds"
+    if catalog_format == "hats":
+        return write_hats(sample, folder / "sample_hats")
+    if catalog_format == "hdf5":
+        path = folder / "sample.hdf5"
+        tables_io.write({"photometry": {n: sample.column(n).to_numpy() for n in sample.column_names}}, str(path))
+        return path
+    if catalog_format == "csv":
+        path = folder / "sample.csv"
+        pacsv.write_csv(sample, path)
+        return path
+    if catalog_format == "fits":
+        path = folder / "sample.fits"
+        Table({n: sample.column(n).to_numpy() for n in sample.column_names}).write(path)
+        return path
+    raise AssertionError(catalog_format)
+
+
+@pytest.mark.parametrize("catalog_format", ["parquet", "parquet-dataset", "hats", "hdf5", "csv", "fits"])
+def test_every_format_reads_back_the_same_values(sample, catalog_format, tmp_path):
+    path = _written(sample, catalog_format, tmp_path)
+    reader = open_catalog(path)
+    assert reader.num_rows == sample.num_rows
+    columns = ["id", "mag_i_lsst", "redshift"]
+    batches = list(reader.iter_batches(columns, batch_rows=70))
+    assert all(batch.num_rows <= 70 for batch in batches)
+    table = pa.Table.from_batches(batches).sort_by("id")
+    expected = sample.select(columns).sort_by("id")
+    assert table.column("id").to_pylist() == expected.column("id").to_pylist()
+    np.testing.assert_allclose(table.column("mag_i_lsst").to_numpy(), expected.column("mag_i_lsst").to_numpy(),
+                               rtol=1e-6)
+    np.testing.assert_allclose(table.column("redshift").to_numpy(), expected.column("redshift").to_numpy())
+
+
+def test_rail_hdf5_photometry_group_is_found(dc2_paths):
+    reader = open_catalog(dc2_paths[1])
+    assert reader.format == "hdf5"
+    assert reader.num_rows == 20_449
+    assert "mag_err_u_lsst" in reader.column_names
+
+
+def test_rubin_dm_example_reads_with_the_gaap_column_map():
+    from rail.core.utils import RAILDIR
+
+    path = f"{RAILDIR}/rail/examples_data/testdata/rubin_dm_dc2_example.pq"
+    reader = open_catalog(path)
+    gaap = COLUMN_MAPS["dm_gaap"]
+    reader.require_columns([gaap.id_column, *gaap.position_columns(), *gaap.photometry_columns()])
+    assert reader.num_rows == 100
+
+
+def test_column_map_from_dict_and_bad_templates():
+    custom = column_map({"value_template": "{band}_psfFlux", "error_template": "{band}_psfFluxErr",
+                         "kind": "flux", "bands": ["g", "r"]})
+    assert custom.photometry_columns() == ["g_psfFlux", "g_psfFluxErr", "r_psfFlux", "r_psfFluxErr"]
+    with pytest.raises(ValueError, match="must contain"):
+        column_map({"value_template": "mag", "error_template": "err_{band}"})
+    with pytest.raises(ValueError, match="unknown column map 'nope'"):
+        column_map("nope")
+
+
+def test_missing_empty_corrupt_and_unknown_files_name_the_file(tmp_path):
+    with pytest.raises(CatalogError, match="no such file"):
+        open_catalog(tmp_path / "absent.parquet")
+    empty = tmp_path / "empty.parquet"
+    empty.touch()
+    with pytest.raises(CatalogError, match=f"{empty}: file is empty"):
+        open_catalog(empty)
+    corrupt = tmp_path / "corrupt.parquet"
+    corrupt.write_bytes(b"PAR1 this is not parquet")
+    with pytest.raises(CatalogError, match=f"{corrupt}: not a readable parquet catalog"):
+        open_catalog(corrupt)
+    corrupt_hdf5 = tmp_path / "corrupt.hdf5"
+    corrupt_hdf5.write_bytes(b"\x89HDF garbage")
+    with pytest.raises(CatalogError, match="not a readable hdf5 catalog"):
+        open_catalog(corrupt_hdf5)
+    with pytest.raises(CatalogError, match="unknown catalog format '.txt'"):
+        detect_format(tmp_path / "table.txt")
+
+
+def test_missing_column_is_named(sample, tmp_path):
+    reader = open_catalog(write_parquet(sample, tmp_path / "s.parquet"))
+    with pytest.raises(CatalogError, match=r"s.parquet, column 'mag_q_lsst': column missing"):
+        list(reader.iter_batches(["id", "mag_q_lsst"]))
+
+
+def test_table_without_rows_is_rejected(sample, tmp_path):
+    path = write_parquet(sample.slice(0, 0), tmp_path / "none.parquet")
+    with pytest.raises(CatalogError, match="no rows"):
+        open_catalog(path)
+
+
+def test_atomic_writer_leaves_nothing_under_the_final_name_on_error(sample, tmp_path):
+    target = tmp_path / "out.parquet"
+    with pytest.raises(RuntimeError):
+        with AtomicParquetWriter(target, sample.schema) as writer:
+            writer.write(sample.slice(0, 10))
+            raise RuntimeError("crash mid-write")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_is_reported(sample, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CatalogError, match="not writable"):
+        write_parquet(sample, blocker / "out.parquet")
+
+
+def test_hats_needs_positions(sample, tmp_path):
+    with pytest.raises(CatalogError, match="column 'ra'"):
+        write_hats(sample.drop_columns(["ra"]), tmp_path / "h")
