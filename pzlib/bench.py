@@ -37,7 +37,7 @@ def tiled_input(rows: int | None, workdir: Path) -> Path:
         take = np.arange(rows) % n_source
         tiled = {name: values[take] for name, values in columns.items()}
         tiled["id"] = np.arange(rows, dtype=np.int64)
-        staging = target.with_name(f".{target.name}.tmp")
+        staging = target.with_name(f".tmp-{target.name}")  # tables_io picks the format from the suffix
         tables_io.write({"photometry": tiled}, str(staging))
         staging.replace(target)
     return target

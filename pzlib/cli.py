@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -88,24 +89,31 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     print("estimate: " + _summary(rows, time.perf_counter() - started, args.output))
 
 
-def _export_table(catalog: Path, catalog_format: str, output: Path) -> None:
-    """Put the photo-z table at ``output``: one Parquet file (``*.parquet``) or a Parquet dataset folder."""
-    import pyarrow.dataset as ds
+def _export_table(catalog: Path, output: Path, rows_per_file: int = 1_000_000) -> None:
+    """Put the photo-z catalog at ``output``: one Parquet file (``*.parquet``) or a folder of Parquet files."""
+    from pzlib.catalog import AtomicParquetWriter, check_writable, open_catalog
 
-    from pzlib.catalog import AtomicParquetWriter, check_writable
-
-    source = catalog / "dataset" if catalog_format == "hats" else catalog
-    dataset = ds.dataset(source, format="parquet")
+    reader = open_catalog(catalog)
+    # HATS partition bookkeeping columns mean nothing outside a HATS folder.
+    columns = [c for c in reader.column_names if c not in ("Norder", "Dir", "Npix")]
+    schema = pa.schema([reader.schema.field(c) for c in columns], metadata=reader.schema.metadata)
     if output.suffix in (".parquet", ".pq"):
-        schema = dataset.schema
         with AtomicParquetWriter(output, schema) as writer:
-            for batch in dataset.to_batches():
-                writer.write(batch)
+            for batch in reader.iter_batches(columns):
+                writer.write(batch.replace_schema_metadata(schema.metadata))
         return
     check_writable(output)
     staging = output.with_name(f".{output.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
+    staging.mkdir()
+    writer = None
+    for batch in reader.iter_batches(columns):
+        if writer is None or writer.num_rows >= rows_per_file:
+            if writer is not None:
+                writer.__exit__(None, None, None)
+            writer = AtomicParquetWriter(staging / f"part-{len(list(staging.iterdir())):05d}.parquet", schema)
+        writer.write(batch.replace_schema_metadata(schema.metadata))
+    writer.__exit__(None, None, None)
     if output.exists():
         shutil.rmtree(output)
     os.replace(staging, output)
@@ -124,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     results = _run_with_progress(spec, args.workers)
     result = results[args.estimator]
-    _export_table(Path(result["catalog"]), result["format"], output)
+    _export_table(Path(result["catalog"]), output)
     line = "run: " + _summary(result["n_rows"], time.perf_counter() - started, output)
     if result["metrics"]:
         line += "  |  " + _metrics_line(result["metrics"])
@@ -152,7 +160,7 @@ def _run_with_progress(spec, workers: int | None) -> dict:
             progress.advance(training)
             stage3 = progress.add_task(f"stage III  estimate {estimator}", total=len(partitions))
             outputs = pipeline.estimate_all(spec, estimator, model_path, partitions, workers,
-                                            on_partition=lambda _: progress.advance(stage3))
+                                            on_partition=lambda _, task=stage3: progress.advance(task))
             results[estimator] = pipeline.assemble(spec, estimator, outputs)
     return results
 

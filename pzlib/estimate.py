@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import logging
 import os
 import pickle
 import pkgutil
@@ -51,6 +52,8 @@ BUILTIN_ESTIMATORS = {
     "bpz": ("rail.estimation.algos.bpz_lite", "BPZliteInformer", "BPZliteEstimator"),
 }
 """Short names of the estimators the platform is tuned for: (module, informer class, estimator class)."""
+
+log = logging.getLogger(__name__)
 
 POINT_COLUMNS = ("zmode", "zmean", "zmedian", "z_p16", "z_p84")
 PROVENANCE_KEY = b"pz.provenance"
@@ -243,6 +246,8 @@ def train(training_path: str | os.PathLike, model_path: str | os.PathLike, confi
     if model_path.exists() and sidecar.exists():
         recorded = json.loads(sidecar.read_text())
         if recorded.get("identity") == identity and recorded.get("sha256") == file_sha256(model_path):
+            log.info("reusing %s model %s (trained on %s with the same config)", config.estimator, model_path,
+                     training_path)
             return model_path
     check_writable(model_path)
     cleaning = PreprocessConfig(**{**asdict(preprocess_config), "filters": list(preprocess_config.filters),
@@ -284,17 +289,25 @@ class PartitionEstimator:
         if not self.model_path.exists():
             raise FileNotFoundError(f"{self.model_path}: no trained model (run `pz train` first)")
         self.model_sha256 = file_sha256(self.model_path)
-        with open(self.model_path, "rb") as handle:
-            model = pickle.load(handle)
-        options = {**config.stage_options(), "output_mode": "return", "chunk_size": 1 << 40}
-        if config.estimator == "fzboost":
-            options.setdefault("calculated_point_estimates", ["mode"])
-        self.stage = config.classes.estimator.make_stage(
-            name=_unique_stage_name(f"estimate_{config.estimator}"), model=str(self.model_path), **options,
-        )
-        # One long-lived stage replaces its output on every batch; RAIL's per-stage store must allow it.
-        object.__setattr__(self.stage.data_store, "allow_overwrite", True)
-        self.stage.config["model"] = model
+        self._stage = None
+
+    @property
+    def stage(self):
+        """The RAIL stage, built on first use: a rerun whose outputs all verify never loads the model."""
+        if self._stage is None:
+            with open(self.model_path, "rb") as handle:
+                model = pickle.load(handle)
+            options = {**self.config.stage_options(), "output_mode": "return", "chunk_size": 1 << 40}
+            if self.config.estimator == "fzboost":
+                options.setdefault("calculated_point_estimates", ["mode"])
+            stage = self.config.classes.estimator.make_stage(
+                name=_unique_stage_name(f"estimate_{self.config.estimator}"), model=str(self.model_path), **options,
+            )
+            # One long-lived stage replaces its output on every batch; RAIL's per-stage store must allow it.
+            object.__setattr__(stage.data_store, "allow_overwrite", True)
+            stage.config["model"] = model
+            self._stage = stage
+        return self._stage
 
     def estimate_batch(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         """Photo-z table of one batch of stage I output: id, [ra, dec], point estimates, PDF."""
@@ -392,6 +405,7 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
     reader.require_columns(columns)
     provenance = estimator.provenance(partition_path.resolve(), reader.num_rows)
     if output_is_complete(output_path, provenance):
+        log.info("kept verified output %s (%d rows, same input and model)", output_path, reader.num_rows)
         if progress:
             progress(reader.num_rows)
         return output_path
@@ -417,4 +431,5 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
             writer.__exit__(type(error), error, None)
         raise
     writer.__exit__(None, None, None)
+    log.info("estimated %s: %d rows → %s", partition_path, writer.num_rows, output_path)
     return output_path

@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pzlib.catalog import CatalogError, check_writable, open_catalog, write_hats
-from pzlib.estimate import EstimateConfig, PartitionEstimator, estimate_partition as _estimate_partition, train
+from pzlib.estimate import EstimateConfig, PartitionEstimator, train
+from pzlib.estimate import estimate_partition as _estimate_partition
 from pzlib.preprocess import PreprocessConfig, preprocess
 from pzlib.validate.metrics import point_metrics
 

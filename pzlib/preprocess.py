@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import operator
 import os
@@ -26,11 +27,16 @@ import pyarrow.parquet as pq
 
 from pzlib.catalog import AtomicParquetWriter, CatalogError, ColumnMap, check_writable, column_map, open_catalog
 
+log = logging.getLogger(__name__)
+
 NONDETECT_SENTINEL = 99.0
 """RAIL's ``nondetect_val``: the magnitude that marks a non-detection."""
 
 SFD_EXTINCTION_COEFFICIENTS = {"u": 4.81, "g": 3.64, "r": 2.70, "i": 2.06, "z": 1.58, "y": 1.31}
 """A_band / E(B−V) for the LSST bands (Schlafly & Finkbeiner 2011 recalibration of SFD)."""
+
+UNPHYSICAL_MAGNITUDE = 90.0
+"""|m| at or beyond this is an input's own non-detection marker (RAIL's 99 and −99), never a measurement."""
 
 NJY_AB_ZEROPOINT = 31.4
 """AB magnitude of a 1 nJy source."""
@@ -157,8 +163,8 @@ def clean_batch(batch: pa.RecordBatch | pa.Table, config: PreprocessConfig, sour
             mag, mag_err = flux_to_mag(value, error)
         else:
             mag, mag_err = value.astype(np.float64), error.astype(np.float64)
-        # A magnitude at or beyond the sentinel is the input's own non-detection marker (RAIL's 99).
-        undetected = ~np.isfinite(mag) | ~np.isfinite(mag_err) | (mag >= config.sentinel) | (mag_err < 0)
+        undetected = (~np.isfinite(mag) | ~np.isfinite(mag_err) | (np.abs(mag) >= UNPHYSICAL_MAGNITUDE)
+                      | (mag == config.sentinel) | (mag_err < 0))
         if ebv is not None:
             mag = mag - SFD_EXTINCTION_COEFFICIENTS[band] * ebv
         if config.round_decimals is not None:
@@ -255,6 +261,7 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
     input_path, output_dir = Path(input_path), Path(output_dir)
     done = completed_partitions(output_dir, input_path, config)
     if done is not None:
+        log.info("kept %d verified stage I partition(s) in %s (same input and config)", len(done), output_dir)
         return done
     reader = open_catalog(input_path)
     input_columns = config.input_columns(reader.column_names)

@@ -1,0 +1,19 @@
+"""pzlib.bench: both sides run on the same input and model and agree; the report carries every figure."""
+
+from __future__ import annotations
+
+from pzlib.bench import format_report, run_benchmark
+
+
+def test_bench_reports_side_by_side_figures(tmp_path):
+    report = run_benchmark("bpz", rows=1_500, workdir=tmp_path)
+    assert report["rows"] == 1_500
+    for side in ("stock", "ours"):
+        figures = report[side]
+        assert figures["objects_per_second"] > 0 and figures["peak_rss_mib"] > 0
+        assert figures["bytes_per_object"] > 0
+        assert 0 < figures["metrics"]["sigma_nmad"] < 0.2
+    assert report["max_zmode_difference"] <= 1e-6
+    assert report["ours"]["bytes_per_object"] < report["stock"]["bytes_per_object"]
+    text = format_report(report)
+    assert "speed ratio ours/stock" in text and "peak RSS" in text

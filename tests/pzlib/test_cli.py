@@ -1,0 +1,107 @@
+"""The ``pz`` command as users run it: whole runs, single stages, and one clear line for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pyarrow.parquet as pq
+import pytest
+
+from pzlib.catalog import write_parquet
+
+
+def pz(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pzlib.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def trained_bpz(dc2_paths, tmp_path_factory):
+    model = tmp_path_factory.mktemp("models") / "bpz.pkl"
+    result = pz("train", "--train", dc2_paths[0], "--estimator", "bpz", "--model", model)
+    assert result.returncode == 0, result.stderr
+    assert f"→ {model}" in result.stdout
+    return model
+
+
+def test_run_writes_one_row_per_object_with_id_and_zmode(dc2_paths, dc2_300, tmp_path):
+    output = tmp_path / "photoz.parquet"
+    result = pz("run", "--train", dc2_paths[0], "--input", dc2_300, "--estimator", "bpz", "--output", output,
+                "--partition-rows", 120)
+    assert result.returncode == 0, result.stderr
+    table = pq.read_table(output)
+    assert table.num_rows == 300
+    assert {"id", "ra", "dec", "zmode"} <= set(table.column_names)
+    assert sorted(table.column("id").to_pylist()) == sorted(pq.read_table(dc2_300).column("id").to_pylist())
+    line = result.stdout.strip().splitlines()[-1]
+    assert line.startswith("run: 300 rows") and "objects/s" in line and str(output) in line
+    assert "σ_NMAD" in line
+
+
+def test_run_to_a_dataset_folder(dc2_paths, dc2_slice, tmp_path):
+    output = tmp_path / "photoz"
+    result = pz("run", "--train", dc2_paths[0], "--input", dc2_slice, "--estimator", "bpz", "--output", output,
+                "--partition-rows", 800)
+    assert result.returncode == 0, result.stderr
+    assert list(output.glob("*.parquet"))
+    assert pq.ParquetDataset(output).read(columns=["id", "zmode"]).num_rows == 2000
+
+
+def test_stages_one_by_one(trained_bpz, dc2_300, tmp_path):
+    result = pz("preprocess", dc2_300, tmp_path / "stage1", "--partition-rows", 100, "--round", "4",
+                "--filter", "mag_i_lsst < 24")
+    assert result.returncode == 0, result.stderr
+    partitions = sorted((tmp_path / "stage1").glob("part-*.parquet"))
+    assert result.stdout.startswith(f"preprocess: {len(partitions)} partition(s)")
+    estimated = pz("estimate", "--model", trained_bpz, "--estimator", "bpz", "--input", partitions[0],
+                   "--output", tmp_path / "p0.parquet")
+    assert estimated.returncode == 0, estimated.stderr
+    assert pq.read_metadata(tmp_path / "p0.parquet").num_rows == pq.read_metadata(partitions[0]).num_rows
+
+
+def test_missing_column_is_one_message_and_earlier_output_is_kept(trained_bpz, dc2_300, tmp_path):
+    output = tmp_path / "photoz.parquet"
+    good = pz("estimate", "--model", trained_bpz, "--estimator", "bpz", "--input", dc2_300, "--output", output)
+    assert good.returncode == 0, good.stderr
+    before = output.read_bytes()
+    broken = write_parquet(pq.read_table(dc2_300).drop_columns(["mag_err_g_lsst"]), tmp_path / "broken.parquet")
+    result = pz("estimate", "--model", trained_bpz, "--estimator", "bpz", "--input", broken, "--output", output)
+    assert result.returncode == 2
+    message = result.stderr.strip()
+    assert len(message.splitlines()) == 1
+    assert "broken.parquet" in message and "mag_err_g_lsst" in message and "column missing" in message
+    assert output.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.parquet", "photoz.parquet"]
+
+
+def test_wrong_dtype_corrupt_and_empty_inputs(trained_bpz, dc2_300, tmp_path):
+    import pyarrow as pa
+
+    table = pq.read_table(dc2_300)
+    text = table.set_column(table.schema.get_field_index("mag_r_lsst"), "mag_r_lsst",
+                            pa.array([str(v) for v in table.column("mag_r_lsst").to_pylist()]))
+    cases = {
+        write_parquet(text, tmp_path / "text.parquet"): "column 'mag_r_lsst': expected a numeric column",
+        tmp_path / "corrupt.parquet": "not a readable parquet catalog",
+        tmp_path / "empty.parquet": "file is empty",
+    }
+    (tmp_path / "corrupt.parquet").write_bytes(b"garbage")
+    (tmp_path / "empty.parquet").touch()
+    for source, problem in cases.items():
+        result = pz("estimate", "--model", trained_bpz, "--estimator", "bpz", "--input", source,
+                    "--output", tmp_path / "out.parquet")
+        assert result.returncode == 2, source
+        assert str(source) in result.stderr and problem in result.stderr
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_unknown_estimator_and_unwritable_output(dc2_paths, dc2_300, tmp_path):
+    result = pz("run", "--train", dc2_paths[0], "--input", dc2_300, "--estimator", "nosuch",
+                "--output", tmp_path / "o.parquet")
+    assert result.returncode == 2 and "unknown estimator 'nosuch'" in result.stderr
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = pz("run", "--train", dc2_paths[0], "--input", dc2_300, "--estimator", "bpz",
+                "--output", blocker / "o.parquet")
+    assert result.returncode == 2 and "not writable" in result.stderr and str(blocker) in result.stderr

@@ -1,0 +1,105 @@
+"""pzlib.estimate (stages II–III): RAIL's own estimators, streamed; same answers as stock RAIL; resumable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from pzlib import pdf
+from pzlib.bench import run_stock
+from pzlib.catalog import CatalogError, write_parquet
+from pzlib.estimate import (
+    EstimateConfig,
+    PartitionEstimator,
+    estimate_partition,
+    installed_estimators,
+    resolve_estimator,
+    train,
+)
+from pzlib.preprocess import PreprocessConfig
+
+
+def test_builtin_and_rail_class_names_resolve():
+    assert resolve_estimator("fzboost").estimator.__name__ == "FlexZBoostEstimator"
+    assert resolve_estimator("bpz").informer.__name__ == "BPZliteInformer"
+    assert resolve_estimator("TrainZ").estimator.__name__ == "TrainZEstimator"
+    assert "TrainZEstimator" in installed_estimators()
+    with pytest.raises(ValueError, match="unknown estimator 'nosuch'.*installed: fzboost, bpz"):
+        resolve_estimator("nosuch")
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="batch_rows must be positive"):
+        EstimateConfig("bpz", batch_rows=0)
+    with pytest.raises(ValueError, match="ref_band 'i' is not one of the bands"):
+        EstimateConfig("bpz", bands=("g", "r"))
+
+
+@pytest.mark.parametrize("estimator", ["bpz", "fzboost"])
+def test_zmode_equals_stock_rail_with_the_same_model(estimator, dc2_run, dc2_slice, tmp_path):
+    spec, _ = dc2_run
+    model = spec.model_path(estimator)
+    stock = run_stock(estimator, model, dc2_slice, tmp_path / "stock.hdf5")
+    ours = estimate_partition(dc2_slice, tmp_path / "ours.parquet",
+                              PartitionEstimator(model, EstimateConfig(estimator, batch_rows=700)),
+                              cleaning=PreprocessConfig())
+    zmode = pq.read_table(ours).column("zmode").to_numpy()
+    assert zmode.size == stock["rows"] == 2000
+    assert np.max(np.abs(zmode - np.asarray(stock["zmode"]))) <= 1e-6
+
+
+def test_photoz_table_columns_pdfs_and_qp_round_trip(dc2_run):
+    spec, results = dc2_run
+    output = next((spec.output_path / "bpz" / "partitions").glob("part-*.parquet"))
+    table = pq.read_table(output)
+    assert table.column_names == ["id", "zmode", "zmean", "zmedian", "z_p16", "z_p84", "pdf"]
+    grid = pdf.grid_from_schema(table.schema)
+    pdfs = table.column("pdf").combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1)
+    assert pdfs.shape[1] == grid.size == 301
+    assert np.all(pdfs >= 0)
+    np.testing.assert_allclose(np.trapezoid(pdfs, grid, axis=1), 1.0, atol=1e-3)
+    p16, median, p84 = (table.column(c).to_numpy() for c in ("z_p16", "zmedian", "z_p84"))
+    assert np.all(p16 <= median) and np.all(median <= p84)
+    ensemble = pdf.table_to_ensemble(table)
+    assert ensemble.npdf == table.num_rows
+    np.testing.assert_allclose(ensemble.median().reshape(-1), median, atol=0.011)
+
+
+def test_finished_output_is_skipped_and_a_new_model_recomputes(dc2_run, dc2_300, tmp_path):
+    spec, _ = dc2_run
+    estimator = PartitionEstimator(spec.model_path("bpz"), EstimateConfig("bpz"))
+    output = estimate_partition(dc2_300, tmp_path / "out.parquet", estimator, cleaning=PreprocessConfig())
+    first = output.stat().st_mtime_ns
+    estimate_partition(dc2_300, output, estimator, cleaning=PreprocessConfig())
+    assert output.stat().st_mtime_ns == first
+    estimator.model_sha256 = "another model"
+    estimate_partition(dc2_300, output, estimator, cleaning=PreprocessConfig())
+    assert output.stat().st_mtime_ns != first
+
+
+def test_failed_estimate_keeps_the_earlier_output(dc2_run, dc2_300, tmp_path):
+    spec, _ = dc2_run
+    estimator = PartitionEstimator(spec.model_path("bpz"), EstimateConfig("bpz"))
+    output = estimate_partition(dc2_300, tmp_path / "out.parquet", estimator, cleaning=PreprocessConfig())
+    before = output.read_bytes()
+    broken = write_parquet(pq.read_table(dc2_300).drop_columns(["mag_z_lsst"]), tmp_path / "broken.parquet")
+    with pytest.raises(CatalogError, match="broken.parquet, column 'mag_z_lsst'"):
+        estimate_partition(broken, output, estimator, cleaning=PreprocessConfig())
+    assert output.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.parquet", "out.parquet"]
+
+
+def test_any_installed_rail_estimator_by_name(dc2_paths, dc2_300, tmp_path):
+    config = EstimateConfig("TrainZ")
+    model = train(dc2_paths[0], tmp_path / "trainz.pkl", config)
+    output = estimate_partition(dc2_300, tmp_path / "trainz.parquet", PartitionEstimator(model, config),
+                                cleaning=PreprocessConfig())
+    table = pq.read_table(output)
+    assert table.num_rows == 300
+    assert np.all(np.isfinite(table.column("zmode").to_numpy()))
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no trained model"):
+        PartitionEstimator(tmp_path / "absent.pkl", EstimateConfig("bpz"))
