@@ -1,0 +1,210 @@
+"""pz_compute: the photo-z table of a data release, in four stages.
+
+Stage I acquires the input catalog (clean, map columns, split into partitions); stage II trains one model
+per estimator; stage III estimates every (estimator, partition) pair as its own mapped task, so a failing
+partition fails alone and clearing it recomputes only that partition; stage IV assembles each estimator's
+photo-z catalog and its metrics. The run is fully described by its params, checked against the schema
+below when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by
+``pzlib.pipeline.RunSpec.from_params`` when it starts. The defaults describe the DC2 sample release of the
+embedded default; the yearly schedule reprocesses that release, and any other release is a trigger with
+conf.
+
+All the work is in ``pzlib.pipeline``; it is imported inside the tasks so that parsing this file stays
+cheap (the dag-processor re-parses it every ``min_file_process_interval``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import timedelta
+from pathlib import Path
+
+from airflow.sdk import Param, dag, get_current_context, task, task_group
+
+from pzlib.config import load_settings
+
+DC2_SAMPLE_RELEASE = "dc2-sample"
+COLUMN_MAP_PRESETS = ("lsst_mag", "dm_cmodel", "dm_gaap")
+"""Names of pzlib.catalog.COLUMN_MAPS, spelled out here because importing pzlib.catalog loads pyarrow."""
+
+
+def _dc2_sample_path(file_name: str) -> str:
+    """Path of a file of RAIL's DC2 test data, found without importing RAIL (a namespace package)."""
+    rail_spec = importlib.util.find_spec("rail")
+    rail_dirs = list(rail_spec.submodule_search_locations) if rail_spec else []
+    for rail_dir in rail_dirs:
+        candidate = Path(rail_dir) / "examples_data" / "testdata" / file_name
+        if candidate.exists():
+            return str(candidate)
+    return file_name
+
+
+PARAMS = {
+    "release": Param(
+        DC2_SAMPLE_RELEASE,
+        type="string",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        title="Release",
+        description="Release name: up to 64 letters, digits, '.', '_', '-'; names the run's products.",
+    ),
+    "input": Param(
+        _dc2_sample_path("test_dc2_validation_9816.hdf5"),
+        type="string",
+        minLength=1,
+        title="Input catalog",
+        description="Object catalog to estimate: Parquet file or folder, HATS folder, HDF5, CSV or FITS.",
+    ),
+    "train": Param(
+        _dc2_sample_path("test_dc2_training_9816.hdf5"),
+        type="string",
+        minLength=1,
+        title="Training catalog",
+        description="Training set with a true-redshift column (see truth_column).",
+    ),
+    "output": Param(
+        str(load_settings().state_dir / "pz_compute" / DC2_SAMPLE_RELEASE),
+        type="string",
+        minLength=1,
+        title="Output folder",
+        description="Folder of the run: partitions, models, per-partition outputs, photo-z catalogs.",
+    ),
+    "estimators": Param(
+        ["fzboost", "bpz"],
+        type="array",
+        items={"type": "string", "minLength": 1},
+        minItems=1,
+        uniqueItems=True,
+        title="Estimators",
+        description="RAIL estimators: 'fzboost', 'bpz', or any installed RAIL estimator by name.",
+    ),
+    "column_map": Param(
+        "lsst_mag",
+        type=["string", "object"],
+        anyOf=[{"type": "string", "enum": list(COLUMN_MAP_PRESETS)}, {"type": "object"}],
+        title="Column map",
+        description=(
+            "How the input's columns map to magnitudes and errors: a preset "
+            f"({', '.join(COLUMN_MAP_PRESETS)}) or an object of pzlib.catalog.ColumnMap fields."
+        ),
+    ),
+    "backend": Param(
+        "local",
+        type="string",
+        enum=["local", "slurm"],
+        title="Backend",
+        description="Where stage III runs: 'local' processes or the 'slurm' cluster.",
+    ),
+    "partition_rows": Param(
+        150_000,
+        type="integer",
+        minimum=1,
+        title="Rows per partition",
+        description="Rows per stage I partition, hence per stage III task.",
+    ),
+    "truth_column": Param(
+        "redshift",
+        type=["string", "null"],
+        title="Truth column",
+        description="True-redshift column of the input for the metrics of stage IV; null when there is none.",
+    ),
+    "training_truth_column": Param(
+        "redshift",
+        type="string",
+        minLength=1,
+        title="Training truth column",
+        description="True-redshift column of the training catalog.",
+    ),
+    "rail_options": Param(
+        {},
+        type="object",
+        title="RAIL options",
+        description='Extra RAIL configuration per estimator, e.g. {"fzboost": {"nbump": 5}}.',
+    ),
+}
+
+
+def _run_spec():
+    """The RunSpec of the running task's DAG run, rebuilt from its params (they never change in a run)."""
+    from pzlib.pipeline import RunSpec
+
+    return RunSpec.from_params(dict(get_current_context()["params"]))
+
+
+@dag(
+    dag_id="pz_compute",
+    schedule="@yearly",
+    catchup=False,
+    params=PARAMS,
+    max_active_runs=1,
+    default_args={"retries": 0, "execution_timeout": timedelta(hours=6)},
+    tags=["pz-compute"],
+    doc_md=__doc__,
+)
+def pz_compute():
+    @task_group(group_id="stage_1_acquire")
+    def stage_1_acquire():
+        @task
+        def check_run() -> list[str]:
+            """Fail before any work if the params do not describe a run; return its estimators."""
+            return _run_spec().estimators
+
+        @task
+        def partition_input() -> list[str]:
+            """Clean the input catalog and split it into partitions; return the partition paths."""
+            from pzlib.pipeline import acquire
+
+            return acquire(_run_spec())
+
+        estimators = check_run()
+        partition_paths = partition_input()
+        estimators >> partition_paths
+        return estimators, partition_paths
+
+    @task_group(group_id="stage_2_train")
+    def stage_2_train(estimators):
+        @task(map_index_template="{{ map_label }}")
+        def train(estimator: str) -> dict:
+            """Train (or reuse) the estimator's model."""
+            from pzlib.pipeline import train_model
+
+            get_current_context()["map_label"] = estimator
+            return {"estimator": estimator, "model_path": train_model(_run_spec(), estimator)}
+
+        return train.expand(estimator=estimators)
+
+    @task_group(group_id="stage_3_estimate")
+    def stage_3_estimate(models, partition_paths):
+        @task(map_index_template="{{ map_label }}", execution_timeout=timedelta(hours=2))
+        def estimate(model: dict, partition_path: str) -> dict:
+            """Estimate one partition with one model; an output that exists and verifies is kept."""
+            from pzlib.pipeline import estimate_partition
+
+            estimator = model["estimator"]
+            get_current_context()["map_label"] = f"{estimator} {Path(partition_path).name}"
+            output_path = estimate_partition(_run_spec(), estimator, model["model_path"], partition_path)
+            return {"estimator": estimator, "output_path": output_path}
+
+        # Cross product: every model meets every partition.
+        return estimate.expand(model=models, partition_path=partition_paths)
+
+    @task_group(group_id="stage_4_postprocess")
+    def stage_4_postprocess(models, estimates):
+        @task(map_index_template="{{ map_label }}")
+        def assemble_catalog(model: dict, estimates: list[dict]) -> dict:
+            """Assemble the estimator's photo-z catalog from its partition outputs; compute its metrics."""
+            from pzlib.pipeline import assemble
+
+            estimator = model["estimator"]
+            get_current_context()["map_label"] = estimator
+            output_paths = [result["output_path"] for result in estimates if result["estimator"] == estimator]
+            return {"estimator": estimator, **assemble(_run_spec(), estimator, output_paths)}
+
+        return assemble_catalog.partial(estimates=estimates).expand(model=models)
+
+    estimators, partition_paths = stage_1_acquire()
+    models = stage_2_train(estimators)
+    estimates = stage_3_estimate(models, partition_paths)
+    stage_4_postprocess(models, estimates)
+
+
+pz_compute()
