@@ -1,1 +1,1 @@
-"""Validation of products and stage outputs: photo-z science metrics (and, later, Great Expectations suites)."""
+"""Validation of products and stage outputs: Great Expectations suites, photo-z science metrics, reports."""
