@@ -21,7 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/pz demo --workdir $(VAR)/demo
+	scripts/airflow/demo.sh
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

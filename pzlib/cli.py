@@ -1,8 +1,8 @@
 """The ``pz`` command: every stage runnable by hand, with progress bars and a one-line summary.
 
 ``pz run --train TRAIN --input INPUT --estimator fzboost --output OUT`` is the whole job; ``pz preprocess``,
-``pz train`` and ``pz estimate`` run one stage; ``pz bench`` compares our path with stock RAIL; ``pz demo`` is
-the quickstart on the DC2 sample. Errors print one line naming the file, the column and the problem, and exit
+``pz train`` and ``pz estimate`` run one stage; ``pz bench`` compares our path with stock RAIL; ``pz summary`` shows a
+finished run's tables and metrics. Errors print one line naming the file, the column and the problem, and exit
 non-zero.
 """
 
@@ -165,23 +165,17 @@ def _run_with_progress(spec, workers: int | None) -> dict:
     return results
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
-    """The quickstart: DC2 training → FlexZBoost and BPZ-lite photo-z of the DC2 validation set."""
-    from pzlib import pipeline
-
-    train_path, input_path = pipeline.dc2_sample_paths()
-    workdir = Path(args.workdir).resolve()
-    spec = pipeline.RunSpec(release="dc2-demo", input=str(input_path), train=str(train_path), output=str(workdir),
-                            estimators=args.estimators)
-    print(f"demo: training on {train_path.name}, estimating {input_path.name} with "
-          f"{' and '.join(spec.estimators)} (first run trains the models: a few minutes)")
-    started = time.perf_counter()
-    results = _run_with_progress(spec, args.workers)
-    for estimator, result in results.items():
-        print(f"  {estimator:8s} {result['n_rows']:,} objects → {result['catalog']}")
+def cmd_summary(args: argparse.Namespace) -> None:
+    """Where a run's photo-z tables are, and their metrics against the true redshifts."""
+    run_dir = Path(args.run_dir)
+    summaries = sorted(run_dir.glob("*/metrics.json"))
+    if not summaries:
+        raise FileNotFoundError(f"{run_dir}: no finished run here (no */metrics.json)")
+    for path in summaries:
+        result = json.loads(path.read_text())
+        print(f"  {result['estimator']:8s} {result['n_rows']:,} objects → {result['catalog']} ({result['format']})")
         if result["metrics"]:
             print(f"  {'':8s} vs true redshifts: {_metrics_line(result['metrics'])}")
-    print(f"demo: done in {time.perf_counter() - started:.0f} s; metrics in {workdir}/*/metrics.json")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -192,6 +186,21 @@ def cmd_bench(args: argparse.Namespace) -> None:
     print(bench.format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
+
+
+def cmd_token(args: argparse.Namespace) -> None:
+    """Print a new PZ Server API token for a user, creating the user (or making it an admin) when asked."""
+    from pzlib.config import load_settings
+    from pzlib.registry import NotFound, Registry
+
+    registry = Registry(load_settings().resolved_database_url)
+    try:
+        user = registry.get_user(args.username)
+        if args.admin and not user.is_admin:
+            registry.update_user(user.id, is_admin=True)
+    except NotFound:
+        registry.create_user(args.username, is_admin=args.admin)
+    print(registry.create_token(args.username, label=args.label))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,11 +266,17 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--json", help="also write the figures to this JSON file")
     be.set_defaults(func=cmd_bench)
 
-    de = commands.add_parser("demo", help="quickstart on the DC2 sample shipped with RAIL")
-    de.add_argument("--workdir", default="var/demo")
-    de.add_argument("--estimators", nargs="+", default=["fzboost", "bpz"])
-    de.add_argument("--workers", type=int, default=None)
-    de.set_defaults(func=cmd_demo)
+    su = commands.add_parser("summary", help="where a run's photo-z tables are, and their metrics")
+    su.add_argument("run_dir", help="run folder (a RunSpec's output)")
+    su.set_defaults(func=cmd_summary)
+
+    tk = commands.add_parser("token", help="PZ Server API tokens")
+    tk_commands = tk.add_subparsers(dest="token_command", required=True)
+    tk_create = tk_commands.add_parser("create", help="print a new API token for USER (created if needed)")
+    tk_create.add_argument("username", metavar="USER")
+    tk_create.add_argument("--admin", action="store_true", help="make USER an admin of the PZ Server")
+    tk_create.add_argument("--label", default="", help="what the token is for, e.g. 'laptop notebook'")
+    tk_create.set_defaults(func=cmd_token)
     return parser
 
 

@@ -1,0 +1,25 @@
+"""pz_compute through `airflow dags test` (dag.test()), the way `make demo` runs it: no services needed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pyarrow.parquet as pq
+from airflow_instance import AIRFLOW_SCRIPTS, airflow_environment
+
+
+def test_demo_script_runs_pz_compute_with_dag_test(dc2_paths, dc2_slice, tmp_path):
+    output = tmp_path / "run"
+    conf = {"input": str(dc2_slice), "train": str(dc2_paths[0]), "estimators": ["bpz"], "partition_rows": 900}
+    environment = airflow_environment(tmp_path / "airflow", PZ_DEMO_OUTPUT=str(output), PZ_DEMO_CONF=json.dumps(conf))
+    result = subprocess.run([AIRFLOW_SCRIPTS / "demo.sh"], env=environment, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    summary = json.loads((output / "bpz" / "metrics.json").read_text())
+    assert summary["n_rows"] == 2000 and summary["release"] == "dc2-demo"
+    assert f"bpz      2,000 objects → {output / 'bpz' / 'photoz'}" in result.stdout
+    assert "vs true redshifts: σ_NMAD" in result.stdout
+    assert sorted(p.name for p in (output / "bpz" / "partitions").iterdir()) == [
+        "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert pq.ParquetDataset(output / "bpz" / "photoz").read(columns=["zmode"]).num_rows == 2000
