@@ -153,9 +153,9 @@ def _main(argv: list[str]) -> None:
     side, estimator, model_path, input_path, output_path, batch_rows = argv
     import pandas  # noqa: F401  both sides use pandas underneath; import it before the clock starts
 
-    from pzlib.cli import _quiet_rail_logs
+    from pzlib.estimate import configure_rail_logging
 
-    _quiet_rail_logs()
+    configure_rail_logging("WARNING")
     runner = run_stock if side == "stock" else run_ours
     arguments = [estimator, Path(model_path), Path(input_path), Path(output_path)]
     if side == "ours":

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -361,15 +361,31 @@ class AtomicParquetWriter:
         self._writer.write(data)
         self.num_rows += data.num_rows
 
+    def commit(self, check: Callable[[Path, Path], None] | None = None) -> Path:
+        """Close the file and give it its final name; ``check(temporary_path, final_path)`` may veto by raising."""
+        self._writer.close()
+        try:
+            if check is not None:
+                check(self.temporary_path, self.path)
+            os.replace(self.temporary_path, self.path)
+        except BaseException:
+            self.temporary_path.unlink(missing_ok=True)
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file; the final name is left as it was."""
+        self._writer.close()
+        self.temporary_path.unlink(missing_ok=True)
+
     def __enter__(self) -> AtomicParquetWriter:
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> None:
-        self._writer.close()
         if exc_type is None:
-            os.replace(self.temporary_path, self.path)
+            self.commit()
         else:
-            self.temporary_path.unlink(missing_ok=True)
+            self.abort()
 
 
 def write_parquet(table: pa.Table, path: str | os.PathLike) -> Path:

@@ -28,6 +28,7 @@ import pkgutil
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -54,6 +55,24 @@ BUILTIN_ESTIMATORS = {
 """Short names of the estimators the platform is tuned for: (module, informer class, estimator class)."""
 
 log = logging.getLogger(__name__)
+
+RAIL_LOG_LEVEL_VARIABLE = "PZ_RAIL_LOG_LEVEL"
+"""Environment variable with the lowest level of RAIL's own (structlog) messages to show, e.g. WARNING.
+An environment variable, so that worker processes started by a quiet parent are quiet too."""
+
+
+def configure_rail_logging(level: str | None = None) -> None:
+    """Show RAIL's per-chunk structlog messages only from ``level`` up (default: the environment's setting)."""
+    level = level or os.environ.get(RAIL_LOG_LEVEL_VARIABLE)
+    if not level:
+        return
+    import structlog
+
+    os.environ[RAIL_LOG_LEVEL_VARIABLE] = level
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)))
+
+
+configure_rail_logging()
 
 POINT_COLUMNS = ("zmode", "zmean", "zmedian", "z_p16", "z_p84")
 PROVENANCE_KEY = b"pz.provenance"
@@ -223,11 +242,13 @@ def _unique_stage_name(prefix: str) -> str:
 
 
 def train(training_path: str | os.PathLike, model_path: str | os.PathLike, config: EstimateConfig,
-          preprocess_config: PreprocessConfig | None = None) -> Path:
+          preprocess_config: PreprocessConfig | None = None,
+          check: Callable[[pa.Table], None] | None = None) -> Path:
     """Train ``config.estimator`` with its RAIL informer on a training catalog; store the model atomically.
 
     The training catalog goes through stage I cleaning first (same column map and sentinel as the data it
-    will estimate). A model whose sidecar records the same training file and config is reused.
+    will estimate), then ``check(table)`` if given (e.g. the training-set expectations). A model whose sidecar
+    records the same training file and config is reused.
 
     Raises
     ------
@@ -258,6 +279,8 @@ def train(training_path: str | os.PathLike, model_path: str | os.PathLike, confi
     table = pa.concat_tables(
         clean_batch(batch, cleaning, str(training_path)) for batch in reader.iter_batches(input_columns)
     )
+    if check is not None:
+        check(table)
     with tempfile.TemporaryDirectory(dir=model_path.parent, prefix=".train-") as workdir:
         staged_model = Path(workdir) / "model.pkl"
         informer = config.classes.informer.make_stage(
@@ -375,7 +398,8 @@ def output_is_complete(output_path: Path, provenance: dict) -> bool:
 
 def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.PathLike,
                        estimator: PartitionEstimator, progress=None,
-                       cleaning: PreprocessConfig | None = None) -> Path:
+                       cleaning: PreprocessConfig | None = None,
+                       check: Callable[[Path, Path], None] | None = None) -> Path:
     """Estimate one catalog into a photo-z Parquet table, streaming, atomically; skip it if already done.
 
     Parameters
@@ -390,6 +414,9 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
         Called with the number of rows estimated after each batch.
     cleaning : PreprocessConfig, optional
         Stage I cleaning applied to each batch on the fly, for a raw survey catalog.
+    check : callable, optional
+        ``check(temporary_path, output_path)`` validates the finished table before it gets its final name;
+        whatever it raises fails the partition and leaves nothing under ``output_path``.
 
     Raises
     ------
@@ -426,10 +453,10 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
             raise CatalogError(partition_path, "no rows to estimate")
         if cleaning is None and writer.num_rows != reader.num_rows:
             raise CatalogError(partition_path, f"estimated {writer.num_rows} rows of {reader.num_rows}")
-    except BaseException as error:
+    except BaseException:
         if writer is not None:
-            writer.__exit__(type(error), error, None)
+            writer.abort()
         raise
-    writer.__exit__(None, None, None)
+    writer.commit(check)
     log.info("estimated %s: %d rows → %s", partition_path, writer.num_rows, output_path)
     return output_path

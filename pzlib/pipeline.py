@@ -8,7 +8,13 @@ outputs, and every stage skips what already exists and verifies. Layout of a run
     OUTPUT/ESTIMATOR/partitions/part-NNNNN.parquet   photo-z per partition (stage III)
     OUTPUT/ESTIMATOR/photoz/                   the assembled photo-z catalog: HATS when the input has sky
                                                 positions, a Parquet dataset otherwise (stage IV)
-    OUTPUT/ESTIMATOR/metrics.json               metrics against the true redshifts, when the input has them
+    OUTPUT/ESTIMATOR/metrics.json               summary: catalog, rows, metrics against the true redshifts
+    OUTPUT/ESTIMATOR/validation/                 validation report (science metrics, GX results, plots), when
+                                                the input has true redshifts
+
+Great Expectations suites (``include/expectations/``) check every stage I partition, the training set, every
+stage III output (before it gets its final name, so a failed check leaves nothing to be skipped on rerun)
+and the assembled catalog; a failed expectation raises ``ValidationError`` listing each failure.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pzlib import pdf
 from pzlib.catalog import CatalogError, check_writable, open_catalog, write_hats
 from pzlib.estimate import EstimateConfig, PartitionEstimator, train
 from pzlib.estimate import estimate_partition as _estimate_partition
-from pzlib.preprocess import PreprocessConfig, preprocess
+from pzlib.preprocess import PreprocessConfig, output_mag_column, preprocess
+from pzlib.validate.expectations import check_table
 from pzlib.validate.metrics import point_metrics
 
 _RELEASE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -159,15 +167,28 @@ class RunSpec:
 
 
 def acquire(spec: RunSpec, progress: Callable[[int], None] | None = None) -> list[str]:
-    """Stage I: clean and partition the input catalog; returns the partition paths."""
-    partitions = preprocess(spec.input, spec.output_path / "stage1", spec.preprocess_config(), progress)
+    """Stage I: clean and partition the input catalog, each partition checked by the ``stage1_partition``
+    expectations before it is kept; returns the partition paths."""
+    bands = list(spec.preprocess_config().columns.bands)
+
+    def check(temporary: Path, partition: Path) -> None:
+        check_table(pq.read_table(temporary), "stage1_partition", {"bands": bands}, source=str(partition))
+
+    partitions = preprocess(spec.input, spec.output_path / "stage1", spec.preprocess_config(), progress, check)
     return [str(path) for path in partitions]
 
 
 def train_model(spec: RunSpec, estimator: str) -> str:
-    """Stage II: train ``estimator`` on the training catalog (reused when already trained); model path."""
+    """Stage II: check the training set (``training_set`` expectations), then train ``estimator`` on it
+    (reused when already trained); returns the model path."""
+    config = spec.estimate_config(estimator)
+    context = {"bands": list(config.bands), "columns": {"redshift": config.truth_column}}
+
+    def check(table: pa.Table) -> None:
+        check_table(table, "training_set", context, source=spec.train)
+
     training_cleaning = PreprocessConfig(columns=spec.column_map)
-    return str(train(spec.train, spec.model_path(estimator), spec.estimate_config(estimator), training_cleaning))
+    return str(train(spec.train, spec.model_path(estimator), config, training_cleaning, check))
 
 
 _worker_estimators: dict[tuple[str, str], PartitionEstimator] = {}
@@ -183,10 +204,17 @@ def _estimator_for(spec: RunSpec, estimator: str, model_path: str) -> PartitionE
 
 def estimate_partition(spec: RunSpec, estimator: str, model_path: str, partition_path: str,
                        progress: Callable[[int], None] | None = None) -> str:
-    """Stage III for one partition; skips an output that exists and verifies. Returns the output path."""
+    """Stage III for one partition; its output is checked by the ``photoz_table`` expectations (row count
+    preserved) before it is kept, and an output that exists and verifies is skipped. Returns the output path."""
     output = spec.partition_output(estimator, partition_path)
     output.parent.mkdir(parents=True, exist_ok=True)
-    return str(_estimate_partition(partition_path, output, _estimator_for(spec, estimator, model_path), progress))
+    expected_rows = pq.read_metadata(partition_path).num_rows
+
+    def check(temporary: Path, final: Path) -> None:
+        check_table(pq.read_table(temporary), "photoz_table", {"expected_rows": expected_rows}, source=str(final))
+
+    estimator_for_model = _estimator_for(spec, estimator, model_path)
+    return str(_estimate_partition(partition_path, output, estimator_for_model, progress, check=check))
 
 
 def _estimate_in_worker(params: dict, estimator: str, model_path: str, partition_path: str) -> str:
@@ -237,11 +265,55 @@ def assemble(spec: RunSpec, estimator: str, outputs: list[str]) -> dict:
         shutil.rmtree(catalog_path, ignore_errors=True)
         os.replace(staging, catalog_path)
         catalog_format = "parquet"
+    _check_catalog(outputs, n_rows, str(catalog_path))
     metrics = _truth_metrics(spec, outputs)
     summary = {"catalog": str(catalog_path), "format": catalog_format, "n_rows": n_rows,
-               "metrics": metrics, "estimator": estimator, "release": spec.release}
+               "metrics": metrics, "estimator": estimator, "release": spec.release,
+               "report": _validation_report(spec, estimator, outputs) if metrics else None}
     (spec.output_path / estimator / "metrics.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+REPORT_MAX_ROWS = 200_000
+"""Rows of a release's photo-z table the validation report's science metrics and plots use (whole
+partitions, in order, until this many): enough for every bin, bounded in memory for any release."""
+
+
+def _check_catalog(outputs: list[str], expected_rows: int, source: str) -> None:
+    """The assembled table as a whole (``photoz_catalog`` expectations): every partition's rows are there and ids
+    are unique across them. Each partition's PDFs were checked in stage III, so the PDF column is not read."""
+    columns = [c for c in pq.read_schema(outputs[0]).names if c != pdf.PDF_COLUMN]
+    table = pa.concat_tables(pq.read_table(path, columns=columns) for path in outputs)
+    check_table(table, "photoz_catalog", {"expected_rows": expected_rows}, source=source)
+
+
+def _validation_report(spec: RunSpec, estimator: str, outputs: list[str]) -> str:
+    """The validation report (metrics JSON, GX results, plots) of the run against its true redshifts."""
+    from pzlib.validate.metrics import MetricsConfig
+    from pzlib.validate.report import ReportConfig, build_report
+
+    photoz_parts, truth_parts, rows = [], [], 0
+    for output in outputs:
+        partition = spec.output_path / "stage1" / Path(output).name
+        truth_columns = ["id", spec.truth_column]
+        reference_band = output_mag_column(spec.estimate_config(estimator).ref_band)
+        if reference_band in pq.read_schema(partition).names:
+            truth_columns.append(reference_band)
+        photoz_parts.append(pq.read_table(output))
+        truth_parts.append(pq.read_table(partition, columns=truth_columns))
+        rows += photoz_parts[-1].num_rows
+        if rows >= REPORT_MAX_ROWS:
+            break
+    photoz = pa.concat_tables(photoz_parts).replace_schema_metadata(photoz_parts[0].schema.metadata)
+    truth = pa.concat_tables(truth_parts)
+    config = ReportConfig(
+        metrics=MetricsConfig(truth_column=spec.truth_column,
+                              magnitude_column=reference_band if reference_band in truth.column_names else None),
+        suite_context={"expected_rows": photoz.num_rows}, title=f"{spec.release} · {estimator}",
+    )
+    report_dir = spec.output_path / estimator / "validation"
+    build_report(photoz, truth, report_dir, config)
+    return str(report_dir)
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

@@ -17,6 +17,7 @@ import math
 import operator
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -240,7 +241,7 @@ def completed_partitions(output_dir: str | os.PathLike, input_path: str | os.Pat
 
 
 def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, config: PreprocessConfig,
-               progress=None) -> list[Path]:
+               progress=None, check: Callable[[Path, Path], None] | None = None) -> list[Path]:
     """Run stage I on a catalog; returns the partition files (skipping the work if it is already done).
 
     Parameters
@@ -252,6 +253,8 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
     config : PreprocessConfig
     progress : callable, optional
         Called with the number of input rows consumed after each batch.
+    check : callable, optional
+        ``check(temporary_path, partition_path)`` validates each partition before it gets its final name.
 
     Raises
     ------
@@ -282,20 +285,20 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
                 writer.write(cleaned.slice(offset, take))
                 offset += take
                 if writer.num_rows == config.partition_rows:
-                    writer.__exit__(None, None, None)
+                    writer.commit(check)
                     partitions.append(writer.path)
                     rows.append(writer.num_rows)
                     writer = None
             if progress:
                 progress(batch.num_rows)
         if writer is not None:
-            writer.__exit__(None, None, None)
+            writer.commit(check)
             partitions.append(writer.path)
             rows.append(writer.num_rows)
             writer = None
-    except BaseException as error:
+    except BaseException:
         if writer is not None:
-            writer.__exit__(type(error), error, None)
+            writer.abort()
         raise
     if not partitions:
         raise CatalogError(input_path, f"no rows left after the row filters {config.filters}")
