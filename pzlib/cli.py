@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import sys
@@ -22,13 +21,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console(stderr=True)
-
-
-def _quiet_rail_logs() -> None:
-    """RAIL logs every chunk through structlog at info level; the CLI shows progress bars instead."""
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
 
 
 def _progress() -> Progress:
@@ -110,10 +102,10 @@ def _export_table(catalog: Path, output: Path, rows_per_file: int = 1_000_000) -
     for batch in reader.iter_batches(columns):
         if writer is None or writer.num_rows >= rows_per_file:
             if writer is not None:
-                writer.__exit__(None, None, None)
+                writer.commit()
             writer = AtomicParquetWriter(staging / f"part-{len(list(staging.iterdir())):05d}.parquet", schema)
         writer.write(batch.replace_schema_metadata(schema.metadata))
-    writer.__exit__(None, None, None)
+    writer.commit()
     if output.exists():
         shutil.rmtree(output)
     os.replace(staging, output)
@@ -282,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _quiet_rail_logs()
+    from pzlib.estimate import configure_rail_logging
+
+    configure_rail_logging("WARNING")  # progress bars instead of RAIL's per-chunk messages
     try:
         args.func(args)
     except (ValueError, FileNotFoundError, PermissionError, OSError) as error:

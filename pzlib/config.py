@@ -27,10 +27,15 @@ class Settings:
     """Where products are stored (``file:///...`` or ``s3://bucket/prefix``); empty means ``state_dir``."""
     backend: str = "local"
     """Job backend of stage III: ``local`` or ``slurm``."""
+    upload_limit_bytes: int = 200 * 1024 * 1024
+    """Largest file the PZ Server accepts in one upload; products are meant to be lightweight."""
 
     def __post_init__(self):
         if self.backend not in ("local", "slurm"):
             raise ValueError(f"backend must be 'local' or 'slurm', got {self.backend!r}")
+        if isinstance(self.upload_limit_bytes, bool) or not isinstance(self.upload_limit_bytes, int) \
+                or self.upload_limit_bytes <= 0:
+            raise ValueError(f"upload_limit_bytes must be a positive integer, got {self.upload_limit_bytes!r}")
 
     @property
     def cache_dir(self) -> Path:
@@ -63,4 +68,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ValueError(f"unknown settings in {config_path}: {', '.join(sorted(unknown))}")
     if "state_dir" in values:
         values["state_dir"] = Path(str(values["state_dir"])).expanduser().resolve()
+    if isinstance(values.get("upload_limit_bytes"), str):
+        try:
+            values["upload_limit_bytes"] = int(values["upload_limit_bytes"])
+        except ValueError as error:
+            raise ValueError(
+                f"PZ_UPLOAD_LIMIT_BYTES must be a number of bytes, got {values['upload_limit_bytes']!r}"
+            ) from error
     return Settings(**values)

@@ -15,6 +15,9 @@ from pzlib import pipeline
 
 DATA_DIR = Path(__file__).parent / "data"
 
+# Fixture modules of tests/fixtures/ that several test folders share.
+pytest_plugins = ["fixtures.airflow", "fixtures.cluster", "fixtures.registry"]
+
 
 def pytest_sessionfinish(session, exitstatus):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

@@ -1,0 +1,145 @@
+"""The PZ Server FastAPI app: LIneA's PZ Server API under ``/api/``, every route authenticated.
+
+``create_app`` builds the app the Airflow plugin mounts at ``/pzserver``. Domain errors of ``pzlib.registry``
+become the statuses LIneA's server answers (``NotFound`` 404, ``PermissionDenied`` 403,
+``AuthenticationFailed`` 401, ``MissingColumns`` 406, ``AlreadyExists`` 409, an upload over the limit 413, any
+other ``InvalidInput`` 400, an unsatisfiable byte range 416), each as ``{"detail": message}``. Paths are
+normalised before routing: repeated slashes collapse (the ``pzserver`` client asks for ``api//products/``)
+and API paths get their trailing slash (older clients ask for ``download`` and ``product-contents?...``).
+There is no OpenAPI page: it would be a route without authentication.
+
+Examples
+--------
+>>> from pzlib.config import Settings
+>>> app = create_app(Settings(database_url="sqlite:////tmp/pz/registry.db"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from pzlib.config import Settings
+from pzlib.registry import (
+    AlreadyExists,
+    AuthenticationFailed,
+    InvalidInput,
+    MissingColumns,
+    NotFound,
+    PermissionDenied,
+)
+from pzlib.registry.registration import FileTooLarge
+from pzlib.storage import InvalidKey, InvalidRange, ObjectNotFound
+from pzserver_app import routes_downloads, routes_files, routes_processes, routes_products, routes_reference
+from pzserver_app.auth import AirflowTokenResolver, airflow_identity
+from pzserver_app.context import LazyContext, ServerContext, settings_context
+
+API_PREFIX = "/api"
+
+_REPEATED_SLASHES = re.compile(r"/{2,}")
+
+
+class NormalizePaths:
+    """ASGI middleware: collapse repeated slashes and end API paths with a slash, before routing."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path = _REPEATED_SLASHES.sub("/", scope["path"])
+            root_path = scope.get("root_path", "")
+            route_path = path[len(root_path) :] if root_path and path.startswith(root_path) else path
+            if (route_path.startswith(f"{API_PREFIX}/") and not path.endswith("/")) or route_path == API_PREFIX:
+                path += "/"
+            if path != scope["path"]:
+                scope = {**scope, "path": path, "raw_path": path.encode("utf-8")}
+        await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    context: ServerContext | None = None,
+    airflow_token_resolver: AirflowTokenResolver = airflow_identity,
+) -> FastAPI:
+    """The PZ Server app.
+
+    Parameters
+    ----------
+    settings : Settings or None
+        Where the registry and the products are; ``None`` reads ``pzlib.config.load_settings()`` on the first
+        request.
+    context : ServerContext or None
+        An opened registry and store to use instead of ``settings`` (tests).
+    airflow_token_resolver : callable
+        Checks Airflow JWTs; the default asks the api-server's auth manager.
+
+    Returns
+    -------
+    fastapi.FastAPI
+    """
+    app = FastAPI(
+        title="PZ Server",
+        description="LIneA's PZ Server API for the pzserver client, inside Airflow.",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    if context is not None:
+        app.state.pz_context = LazyContext(lambda: context)
+    elif settings is not None:
+        app.state.pz_context = LazyContext(lambda: ServerContext.from_settings(settings))
+    else:
+        app.state.pz_context = LazyContext(settings_context)
+    app.state.airflow_identity = airflow_token_resolver
+    for router in (
+        routes_reference.router,
+        routes_products.router,
+        routes_files.router,
+        routes_downloads.router,
+        routes_processes.router,
+    ):
+        app.include_router(router, prefix=API_PREFIX)
+    _add_error_handlers(app)
+    app.add_middleware(NormalizePaths)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    def answer(status_code: int, headers: dict[str, str] | None = None, **extra):
+        def handler(request: Request, error: Exception) -> JSONResponse:
+            fields = {name: getter(error) for name, getter in extra.items()}
+            return JSONResponse({"detail": str(error), **fields}, status_code=status_code, headers=headers)
+
+        return handler
+
+    # Most specific first: Starlette picks the handler of the nearest class in the exception's MRO anyway.
+    app.add_exception_handler(MissingColumns, answer(406, missing_columns=lambda error: list(error.missing)))
+    app.add_exception_handler(AlreadyExists, answer(409))
+    app.add_exception_handler(FileTooLarge, answer(413, limit_bytes=lambda error: error.limit_bytes))
+    app.add_exception_handler(InvalidInput, answer(400))
+    app.add_exception_handler(InvalidKey, answer(400))
+    app.add_exception_handler(NotFound, answer(404))
+    app.add_exception_handler(ObjectNotFound, answer(404))
+    app.add_exception_handler(PermissionDenied, answer(403))
+    app.add_exception_handler(AuthenticationFailed, answer(401, headers={"WWW-Authenticate": "Token"}))
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(InvalidRange, _unsatisfiable_range)
+
+
+def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()
+    )
+    return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=400)
+
+
+def _unsatisfiable_range(request: Request, error: InvalidRange) -> JSONResponse:
+    return JSONResponse(
+        {"detail": str(error)}, status_code=416, headers={"Content-Range": f"bytes */{error.size}"}
+    )

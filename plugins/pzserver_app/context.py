@@ -1,0 +1,75 @@
+"""What the handlers work with: the registry, the object store and the product-file services over them.
+
+Opened on the first request from ``pzlib.config.load_settings()`` (SQLite and local storage under ``var/``
+by default; ``PZ_DATABASE_URL`` and ``PZ_STORAGE_URL`` for Postgres and S3), not when the plugin is imported:
+every Airflow component imports plugins, and only the api-server serves requests.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from pzlib.config import Settings, load_settings
+from pzlib.registry import Registry
+from pzlib.registry.archives import ProductArchives
+from pzlib.registry.registration import ProductFiles
+from pzlib.storage import Storage, open_storage
+
+
+@dataclass(frozen=True)
+class ServerContext:
+    """The services one PZ Server app uses."""
+
+    registry: Registry
+    storage: Storage
+    files: ProductFiles
+    archives: ProductArchives
+
+    @classmethod
+    def open(cls, registry: Registry, storage: Storage, *, upload_limit_bytes: int) -> ServerContext:
+        """A context over an opened registry and store."""
+        return cls(
+            registry=registry,
+            storage=storage,
+            files=ProductFiles(registry, storage, upload_limit_bytes=upload_limit_bytes),
+            archives=ProductArchives(registry, storage),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ServerContext:
+        """A context over the database and store the settings name (migrating the database if needed)."""
+        return cls.open(
+            Registry(settings.resolved_database_url),
+            open_storage(settings.resolved_storage_url),
+            upload_limit_bytes=settings.upload_limit_bytes,
+        )
+
+
+class LazyContext:
+    """Makes the context once, on first use, from a factory."""
+
+    def __init__(self, factory: Callable[[], ServerContext]):
+        self._factory = factory
+        self._context: ServerContext | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ServerContext:
+        if self._context is None:
+            with self._lock:
+                if self._context is None:
+                    self._context = self._factory()
+        return self._context
+
+
+def settings_context() -> ServerContext:
+    """The context of the platform settings of this process."""
+    return ServerContext.from_settings(load_settings())
+
+
+def get_context(request: Request) -> ServerContext:
+    """FastAPI dependency: the app's context."""
+    return request.app.state.pz_context.get()

@@ -1,0 +1,168 @@
+"""Query strings: pagination and the product filters of LIneA's API, read into ``pzlib.registry`` values.
+
+Filters follow LIneA's PZ Server: exact filters take comma-separated values (any of them matches); the text
+filters ``product_name``, ``product_type_name``, ``release_name`` and ``uploaded_by`` take words separated by
+commas or spaces that must all be found (any of them with the ``__or`` form), case-insensitively; ``search``
+looks in the product and owner names; ``ordering`` sorts. An unknown parameter or a malformed value is a 400
+that names it, never an ignored filter.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import QueryParams
+
+from pzlib.registry import MAX_PAGE_SIZE, PRODUCT_ORDERINGS, InvalidInput, ProductFilter, Terms
+
+DEFAULT_PAGE_SIZE = 100
+"""Records per page when ``page_size`` is not given, as LIneA's API."""
+
+_EXACT_FILTERS = {
+    "id": ("ids", "product ids, comma-separated"),
+    "internal_name": ("internal_name", "internal names, comma-separated"),
+    "display_name": ("display_name", "display names, comma-separated"),
+    "product_type": ("product_type", "product type ids or names, comma-separated"),
+    "release": ("release", "release ids or names, comma-separated"),
+    "status": ("status", "status codes (0 Registering, 1 Published, 2 Deleted, 3 Processing, 9 Failed)"),
+    "user": ("owner", "owner ids or usernames, comma-separated"),
+}
+_TEXT_FILTERS = {
+    "product_name": "words searched in the product name",
+    "product_type_name": "words searched in the product type's name",
+    "release_name": "words searched in the release's name",
+    "uploaded_by": "words searched in the owner's username and names",
+}
+_BOOLEAN_FILTERS = {
+    "official_product": ("official", "true: official products only; false: user products only"),
+    "release__isnull": ("without_release", "true: products of no release; false: products of a release"),
+}
+_PAGINATION = ("page", "page_size")
+_WORD_SEPARATORS = re.compile(r"[,\s]+")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
+
+@dataclass(frozen=True)
+class ProductQuery:
+    """A products listing request."""
+
+    filters: ProductFilter
+    page: int
+    page_size: int
+    ordering: str
+
+
+def product_filter_names() -> list[str]:
+    """Every filter parameter of ``GET products/`` (without ``search``, ``ordering`` and pagination)."""
+    text = [name for base in _TEXT_FILTERS for name in (base, f"{base}__or")]
+    return [*_EXACT_FILTERS, *text, *_BOOLEAN_FILTERS]
+
+
+def products_options() -> dict[str, Any]:
+    """The ``OPTIONS products/`` metadata: filters, search fields and orderings, as the client reads them."""
+    filter_classes = [
+        {"name": name, "type": "exact", "help_text": help_text} for name, (_, help_text) in _EXACT_FILTERS.items()
+    ]
+    for base, help_text in _TEXT_FILTERS.items():
+        filter_classes.append({"name": base, "type": "all words", "help_text": help_text})
+        filter_classes.append({"name": f"{base}__or", "type": "any word", "help_text": help_text})
+    filter_classes += [
+        {"name": name, "type": "boolean", "help_text": help_text}
+        for name, (_, help_text) in _BOOLEAN_FILTERS.items()
+    ]
+    return {
+        "name": "Product List",
+        "description": "Products visible to you; every filter is optional.",
+        "renders": ["application/json"],
+        "parses": ["application/json", "multipart/form-data", "application/x-www-form-urlencoded"],
+        "filter_classes": filter_classes,
+        "filterset": product_filter_names(),
+        "search": ["display_name", "uploaded_by"],
+        "ordering": [*PRODUCT_ORDERINGS, *(f"-{field}" for field in PRODUCT_ORDERINGS)],
+        "pagination": {"page_size": DEFAULT_PAGE_SIZE, "max_page_size": MAX_PAGE_SIZE},
+    }
+
+
+def product_query(params: QueryParams) -> ProductQuery:
+    """Filters, page and ordering of a ``GET products/`` request.
+
+    Raises
+    ------
+    InvalidInput
+        Unknown parameter or malformed value.
+    """
+    allowed = {*product_filter_names(), "search", "ordering", *_PAGINATION}
+    check_params(params, allowed)
+    values: dict[str, Any] = {}
+    for name, (field, _) in _EXACT_FILTERS.items():
+        if name in params:
+            items = _items(params, name)
+            if name in ("id", "status"):
+                values[field] = tuple(_integer(item, name) for item in items)
+            elif name in ("product_type", "release", "user"):
+                values[field] = tuple(int(item) if _DIGITS.fullmatch(item) else item for item in items)
+            else:
+                values[field] = tuple(items)
+    for base in _TEXT_FILTERS:
+        for name, any_of in ((base, False), (f"{base}__or", True)):
+            if name in params:
+                words = tuple(word for word in _WORD_SEPARATORS.split(params[name]) if word)
+                values[base] = Terms(words, any_of=any_of)
+    for name, (field, _) in _BOOLEAN_FILTERS.items():
+        if name in params:
+            values[field] = _boolean(params[name], name)
+    if params.get("search", "").strip():
+        values["search"] = params["search"].strip()
+    page, page_size = page_params(params)
+    ordering = params.get("ordering", "").strip() or "-created_at"
+    return ProductQuery(ProductFilter(**values), page, page_size, ordering)
+
+
+def page_params(params: QueryParams) -> tuple[int, int]:
+    """(page, page_size) of a listing request.
+
+    Raises
+    ------
+    InvalidInput
+        A value that is not a positive integer, or a page size over the maximum.
+    """
+    page = _integer(params.get("page", "1"), "page")
+    page_size = _integer(params.get("page_size", str(DEFAULT_PAGE_SIZE)), "page_size")
+    if page < 1:
+        raise InvalidInput(f"page must be 1 or more, got {page}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+    return page, page_size
+
+
+def check_params(params: QueryParams, allowed: set[str] | tuple[str, ...]) -> None:
+    """Raise ``InvalidInput`` naming a query parameter outside ``allowed``."""
+    unknown = sorted(set(params.keys()) - set(allowed))
+    if unknown:
+        raise InvalidInput(
+            f"unknown query parameter(s) {', '.join(unknown)}; use {', '.join(sorted(allowed)) or 'none'}"
+        )
+
+
+def _items(params: QueryParams, name: str) -> list[str]:
+    items = [item.strip() for value in params.getlist(name) for item in value.split(",") if item.strip()]
+    if not items:
+        raise InvalidInput(f"filter {name} is empty; give at least one value or leave it out")
+    return items
+
+
+def _integer(text: str, name: str) -> int:
+    if not _DIGITS.fullmatch(text.strip()):
+        raise InvalidInput(f"{name} must be a non-negative integer, got {text!r}")
+    return int(text.strip())
+
+
+def _boolean(text: str, name: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise InvalidInput(f"{name} must be true or false, got {text!r}")

@@ -1,0 +1,724 @@
+"""Product files in object storage: upload with checks, registration of the main table, rows for reading.
+
+``ProductFiles`` joins the registry and the object store. An upload is checked before anything is stored
+(plain file name, the owner or an admin acting, the size limit, no second main file) and a product's main file
+is inspected on arrival: a table (CSV, Parquet, HDF5, FITS, VOTable, or a HATS catalog uploaded as a ZIP) has
+its rows counted, its columns recorded and a 10-row preview kept beside it in storage; a file of a table format
+that cannot be read is refused, and so is a main file of no table format on the product types that are tables
+(spec-z catalogs, training sets, object catalogs). Other product types take any main file. Stored content is
+written under a fresh key, so a refused upload never replaces what is already stored, and is removed again when
+the registry refuses the record.
+
+Examples
+--------
+>>> import io
+>>> from pzlib.registry import Registry
+>>> from pzlib.storage import open_storage
+>>> registry = Registry("sqlite://")
+>>> alice = registry.create_user("alice")
+>>> files = ProductFiles(registry, open_storage("/tmp/pz-doc"), upload_limit_bytes=1 << 20)
+>>> product = registry.create_product(alice, display_name="Spec-z", product_type="redshift_catalog")
+>>> stored = files.upload(alice, product.id, name="specz.csv", content=io.BytesIO(b"ra,dec,z\\n1,2,0.5\\n"))
+>>> stored.n_rows, [column.column_name for column in files.register(alice, product.id)]
+(1, ['ra', 'dec', 'z'])
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import math
+import shutil
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+
+from pzlib.catalog import CatalogError, open_catalog
+from pzlib.registry import checks
+from pzlib.registry.archives import archive_prefix
+from pzlib.registry.errors import AlreadyExists, InvalidInput, PermissionDenied
+from pzlib.registry.records import Product, ProductContent, ProductFile, User
+from pzlib.registry.registry import Registry
+from pzlib.registry.schema import FileRole
+from pzlib.storage import LocalStorage, Storage
+
+TABULAR_PRODUCT_TYPES = frozenset({"redshift_catalog", "training_set", "object_catalog"})
+"""Product types whose main file must be a table."""
+
+TABLE_FORMATS = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".hdf5": "hdf5",
+    ".h5": "hdf5",
+    ".hdf": "hdf5",
+    ".fits": "fits",
+    ".fit": "fits",
+    ".xml": "votable",
+    ".vot": "votable",
+    ".votable": "votable",
+}
+"""Table format of a main file, by its (lower-case) suffix; a ``.zip`` may hold a HATS catalog."""
+
+PREVIEW_ROWS = 10
+"""Rows kept as a preview of a main table."""
+
+UNZIP_RATIO = 20
+"""A zipped HATS catalog may unpack to at most this many times the upload limit (zip bombs)."""
+
+MAX_ZIP_MEMBERS = 100_000
+"""Most entries a zipped HATS catalog may hold."""
+
+_HATS_MARKERS = ("collection.properties", "hats.properties", "properties")
+# Hive partition columns HATS adds to every leaf file; they are not columns of the catalog.
+_HATS_PARTITION_COLUMNS = frozenset({"Norder", "Dir", "Npix"})
+_CSV_DELIMITERS = ",;\t|"
+_CSV_SNIFF_BYTES = 64 * 1024
+_COPY_CHUNK = 1024 * 1024
+
+
+class FileTooLarge(InvalidInput):
+    """An upload is larger than the configured limit (HTTP 413)."""
+
+    def __init__(self, message: str, limit_bytes: int):
+        super().__init__(message)
+        self.limit_bytes = limit_bytes
+        """The limit in force."""
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """What registration learned about a main table; kept in storage beside the file."""
+
+    format: str
+    """``csv``, ``parquet``, ``hdf5``, ``fits``, ``votable`` or ``hats``."""
+    n_rows: int
+    columns: tuple[str, ...]
+    """Column names, in table order."""
+    preview: tuple[dict[str, Any], ...]
+    """The first rows, as JSON-ready dicts."""
+    delimiter: str | None = None
+    """Field separator, for CSV."""
+    has_header: bool | None = None
+    """Whether the first CSV line names the columns."""
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), allow_nan=False).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> TableSummary:
+        values = json.loads(data)
+        return cls(**{**values, "columns": tuple(values["columns"]), "preview": tuple(values["preview"])})
+
+
+@dataclass(frozen=True)
+class MainFileInfo:
+    """A product's main file and, when it is a table, its summary."""
+
+    file: ProductFile
+    table: TableSummary | None
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A slice of a product's main table."""
+
+    count: int
+    """Rows of the whole table."""
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+    """JSON-ready rows of the slice."""
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """An upload checked and inspected, ready to be stored."""
+
+    local_path: Path
+    stored_name: str
+    is_directory: bool
+    table: TableSummary | None
+
+
+class ProductFiles:
+    """Product files kept in object storage and recorded in the registry.
+
+    Parameters
+    ----------
+    registry : Registry
+        Where products and file records are.
+    storage : Storage
+        Where file contents go.
+    upload_limit_bytes : int
+        Largest file one upload may carry.
+    """
+
+    def __init__(self, registry: Registry, storage: Storage, *, upload_limit_bytes: int):
+        if upload_limit_bytes <= 0:
+            raise ValueError(f"upload_limit_bytes must be positive, got {upload_limit_bytes}")
+        self.registry = registry
+        self.storage = storage
+        self.upload_limit_bytes = upload_limit_bytes
+
+    def upload(
+        self,
+        user: User,
+        product: int | str,
+        *,
+        name: str,
+        content: BinaryIO,
+        role: FileRole | int | str = FileRole.MAIN,
+        mime_type: str | None = None,
+    ) -> ProductFile:
+        """Store an uploaded file as part of a product and record it.
+
+        A main file is inspected first (see the module). A ``.zip`` main file holding a HATS catalog is
+        unpacked and stored as a directory named after the archive without ``.zip``.
+
+        Parameters
+        ----------
+        user : User
+            The product's owner or an admin.
+        product : int or str
+            Product id or internal name.
+        name : str
+            File name as uploaded, without directories.
+        content : binary stream
+            The file's bytes, read to the end.
+        role : FileRole, int or str
+            ``main``, ``description`` or ``auxiliary``.
+        mime_type : str or None
+            Content type the client declared.
+
+        Returns
+        -------
+        ProductFile
+
+        Raises
+        ------
+        InvalidInput
+            Path-like name, unsupported format or unreadable table.
+        FileTooLarge
+            More bytes than ``upload_limit_bytes``.
+        AlreadyExists
+            A file of this name, or a second main file.
+        NotFound, PermissionDenied
+            The product is not visible, or not ``user``'s to change.
+        """
+        name = checks.file_name(name)
+        file_role = checks.file_role(role)
+        target = self._changeable_product(user, product)
+        self._check_free(user, target, name, file_role)
+        with tempfile.TemporaryDirectory(prefix="pz-upload-") as work_dir:
+            upload_path = Path(work_dir) / name
+            self._receive(content, upload_path)
+            if file_role is FileRole.MAIN:
+                prepared = _prepare_main_file(
+                    upload_path, target.product_type_name, self.upload_limit_bytes * UNZIP_RATIO
+                )
+            else:
+                prepared = _Prepared(upload_path, name, is_directory=False, table=None)
+            return self._store(user, target, prepared, file_role, mime_type)
+
+    def delete_file(self, user: User, file_id: int) -> ProductFile:
+        """Remove a file's record and content; removing the main file forgets the product's columns.
+
+        Raises
+        ------
+        NotFound, PermissionDenied
+            As ``Registry.delete_file``.
+        """
+        removed = self.registry.delete_file(user, file_id)
+        if removed.role is FileRole.MAIN:
+            self.registry.set_contents(user, removed.product_id, [])
+        self._remove_content(removed)
+        return removed
+
+    def delete_product(self, user: User, product: int | str) -> Product:
+        """Remove a product, its records and every stored object of it (files and download archives).
+
+        Raises
+        ------
+        NotFound, PermissionDenied
+            As ``Registry.delete_product``.
+        """
+        target = self.registry.get_product(user, product)
+        for removed in self.registry.delete_product(user, target.id):
+            self._remove_content(removed)
+        self.storage.delete_tree(archive_prefix(target.id))
+        return target
+
+    def main_file(self, user: User, product: int | str) -> MainFileInfo | None:
+        """The product's main file with its table summary, or None when it has no main file.
+
+        Raises
+        ------
+        NotFound
+            The product is not visible to ``user``.
+        """
+        main_files = self.registry.list_files(user, product, FileRole.MAIN)
+        if not main_files:
+            return None
+        main = main_files[0]
+        summary_key = _summary_key(main)
+        table = TableSummary.from_json(self.storage.get(summary_key)) if self.storage.exists(summary_key) else None
+        return MainFileInfo(main, table)
+
+    def register(self, user: User, product: int | str) -> tuple[ProductContent, ...]:
+        """Record the main table's columns as the product's contents, keeping associations already made.
+
+        Raises
+        ------
+        InvalidInput
+            The product has no main file.
+        NotFound, PermissionDenied
+            The product is not visible, or not ``user``'s to change.
+        """
+        target = self._changeable_product(user, product)
+        info = self.main_file(user, target.id)
+        if info is None:
+            raise InvalidInput(f"product {target.internal_name} has no main file; upload one before registering")
+        columns = info.table.columns if info.table else ()
+        existing = self.registry.list_contents(user, target.id)
+        if tuple(content.column_name for content in existing) == columns:
+            return existing
+        return self.registry.set_contents(user, target.id, list(columns))
+
+    def read_rows(self, user: User, product: int | str, *, offset: int, limit: int) -> Rows:
+        """Rows ``[offset, offset + limit)`` of the product's main table.
+
+        Raises
+        ------
+        InvalidInput
+            Negative offset, non-positive limit, no main file, or a main file that is not a table.
+        NotFound
+            The product is not visible to ``user``.
+        """
+        if offset < 0 or limit <= 0:
+            raise InvalidInput(f"cannot read {limit} rows from row {offset}; give offset >= 0 and limit > 0")
+        target = self.registry.get_product(user, product)
+        info = self.main_file(user, target.id)
+        if info is None or info.table is None:
+            raise InvalidInput(f"product {target.internal_name} has no main table to read")
+        with self.local_path(info.file) as path:
+            rows = _read_rows(path, info.table, offset, limit)
+        return Rows(count=info.table.n_rows, columns=info.table.columns, rows=rows)
+
+    @contextmanager
+    def local_path(self, stored: ProductFile) -> Iterator[Path]:
+        """A local path of a stored file or directory: in place on local storage, else a temporary copy."""
+        if isinstance(self.storage, LocalStorage):
+            yield self.storage.root / stored.storage_key
+            return
+        with tempfile.TemporaryDirectory(prefix="pz-read-") as work_dir:
+            destination = Path(work_dir) / stored.name
+            if stored.is_directory:
+                self.storage.get_directory(stored.storage_key, destination)
+            else:
+                self.storage.download(stored.storage_key, destination)
+            yield destination
+
+    def _changeable_product(self, user: User, product: int | str) -> Product:
+        target = self.registry.get_product(user, product)
+        if not target.can_be_changed_by(user):
+            raise PermissionDenied(
+                f"product {target.internal_name} belongs to {target.owner_username}; "
+                "only its owner or an admin may change it"
+            )
+        return target
+
+    def _check_free(self, user: User, target: Product, name: str, role: FileRole) -> None:
+        # The registry checks again when recording; checking here refuses before any byte is stored.
+        stored_name = _directory_name(name) if role is FileRole.MAIN and _is_zip(name) else name
+        for existing in self.registry.list_files(user, target.id):
+            if existing.name in (name, stored_name):
+                raise AlreadyExists(f"product {target.internal_name} already has a file named {existing.name!r}")
+            if role is FileRole.MAIN and existing.role is FileRole.MAIN:
+                raise AlreadyExists(
+                    f"product {target.internal_name} already has a main file ({existing.name!r}); "
+                    "delete it first or add this one as auxiliary"
+                )
+
+    def _receive(self, content: BinaryIO, destination: Path) -> None:
+        received = 0
+        with open(destination, "wb") as writer:
+            while chunk := content.read(_COPY_CHUNK):
+                received += len(chunk)
+                if received > self.upload_limit_bytes:
+                    raise FileTooLarge(
+                        f"file {destination.name!r} is larger than the upload limit of "
+                        f"{_megabytes(self.upload_limit_bytes)}; share a smaller file or describe where the "
+                        "data is in the product's description",
+                        self.upload_limit_bytes,
+                    )
+                writer.write(chunk)
+
+    def _store(
+        self, user: User, target: Product, prepared: _Prepared, role: FileRole, mime_type: str | None
+    ) -> ProductFile:
+        storage_key = f"products/{target.internal_name}/{uuid.uuid4().hex}/{prepared.stored_name}"
+        try:
+            if prepared.is_directory:
+                stored_objects = self.storage.put_directory(prepared.local_path, storage_key)
+                size, checksum = sum(item.size for item in stored_objects), None
+            else:
+                stored = self.storage.put(storage_key, prepared.local_path)
+                size, checksum = stored.size, stored.sha256
+            if prepared.table is not None:
+                self.storage.put(_summary_key_of(storage_key), prepared.table.to_json())
+            return self.registry.add_file(
+                user,
+                target.id,
+                name=prepared.stored_name,
+                storage_key=storage_key,
+                size=size,
+                role=role,
+                n_rows=prepared.table.n_rows if prepared.table else None,
+                mime_type="application/x-hats" if prepared.is_directory else mime_type,
+                is_directory=prepared.is_directory,
+                checksum=checksum,
+            )
+        except BaseException:
+            self._remove_keys(storage_key, prepared.is_directory)
+            raise
+
+    def _remove_content(self, stored: ProductFile) -> None:
+        self._remove_keys(stored.storage_key, stored.is_directory)
+
+    def _remove_keys(self, storage_key: str, is_directory: bool) -> None:
+        if is_directory:
+            self.storage.delete_tree(storage_key)
+        else:
+            self.storage.delete(storage_key)
+        self.storage.delete(_summary_key_of(storage_key))
+
+
+def _summary_key(stored: ProductFile) -> str:
+    return _summary_key_of(stored.storage_key)
+
+
+def _summary_key_of(storage_key: str) -> str:
+    # Files live at products/<internal name>/<upload id>/<name>; the summary sits beside the upload folder.
+    return f"{storage_key.rsplit('/', 1)[0]}.table.json"
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size} bytes"
+
+
+def _is_zip(name: str) -> bool:
+    return PurePosixPath(name).suffix.lower() == ".zip"
+
+
+def _directory_name(zip_name: str) -> str:
+    return zip_name[: -len(".zip")] or zip_name
+
+
+def _prepare_main_file(upload_path: Path, product_type: str, max_unzipped_bytes: int) -> _Prepared:
+    """Inspect a main file: a table is summarised, a zipped HATS catalog unpacked, anything else checked."""
+    name = upload_path.name
+    suffix = upload_path.suffix.lower()
+    if suffix in TABLE_FORMATS:
+        table = inspect_table(upload_path, TABLE_FORMATS[suffix])
+        return _Prepared(upload_path, name, is_directory=False, table=table)
+    if suffix == ".zip":
+        unpacked = upload_path.parent / "unpacked"
+        catalog_root = _unpack_hats(upload_path, unpacked, max_unzipped_bytes)
+        if catalog_root is not None:
+            table = inspect_table(catalog_root, "hats")
+            return _Prepared(catalog_root, _directory_name(name), is_directory=True, table=table)
+        shutil.rmtree(unpacked, ignore_errors=True)
+    if product_type in TABULAR_PRODUCT_TYPES:
+        known = ", ".join(sorted({*TABLE_FORMATS, ".zip (a HATS catalog)"}))
+        raise InvalidInput(
+            f"main file {name!r} of a {product_type} product must be a table; its format "
+            f"{suffix or '(no suffix)'!r} is not supported (use one of {known})"
+        )
+    return _Prepared(upload_path, name, is_directory=False, table=None)
+
+
+def _unpack_hats(zip_path: Path, destination: Path, max_bytes: int) -> Path | None:
+    """Unpack a ZIP safely; return the HATS catalog folder in it, or None when it holds none."""
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise InvalidInput(f"main file {zip_path.name!r} is not a readable ZIP archive: {error}") from error
+    with archive:
+        members = archive.infolist()
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise InvalidInput(f"{zip_path.name!r} holds {len(members)} entries; the limit is {MAX_ZIP_MEMBERS}")
+        unpacked_bytes = sum(member.file_size for member in members)
+        if unpacked_bytes > max_bytes:
+            raise FileTooLarge(
+                f"{zip_path.name!r} unpacks to {_megabytes(unpacked_bytes)}, more than the "
+                f"{_megabytes(max_bytes)} allowed for a zipped catalog",
+                max_bytes,
+            )
+        for member in members:
+            _check_member(zip_path.name, member)
+        markers = [
+            PurePosixPath(member.filename)
+            for member in members
+            if not member.is_dir() and PurePosixPath(member.filename).name in _HATS_MARKERS
+        ]
+        if not markers:
+            return None
+        try:
+            archive.extractall(destination)
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise InvalidInput(f"main file {zip_path.name!r} is a corrupt ZIP archive: {error}") from error
+    shallowest = min(markers, key=lambda marker: len(marker.parts))
+    return destination.joinpath(*shallowest.parent.parts)
+
+
+def _check_member(zip_name: str, member: zipfile.ZipInfo) -> None:
+    path = member.filename
+    is_symlink = (member.external_attr >> 16) & 0o170000 == 0o120000
+    if path.startswith("/") or "\\" in path or ".." in PurePosixPath(path).parts or ":" in path or is_symlink:
+        raise InvalidInput(
+            f"{zip_name!r} holds the unsafe entry {path!r}; an archive may only hold relative paths without "
+            "'..', drive letters or links"
+        )
+
+
+def inspect_table(path: Path, table_format: str) -> TableSummary:
+    """Count the rows of a table, name its columns and keep its first rows.
+
+    Parameters
+    ----------
+    path : Path
+        A table file, or a HATS catalog folder.
+    table_format : str
+        ``csv``, ``parquet``, ``hdf5``, ``fits``, ``votable`` or ``hats``.
+
+    Returns
+    -------
+    TableSummary
+
+    Raises
+    ------
+    InvalidInput
+        The table cannot be read, has no columns or no rows; the message names the file.
+    """
+    try:
+        if table_format == "csv":
+            delimiter, has_header = _csv_dialect(path)
+            summary = TableSummary("csv", 0, (), (), delimiter, has_header)
+        else:
+            summary = TableSummary(table_format, 0, (), ())
+        n_rows = 0
+        preview: list[dict[str, Any]] = []
+        schema: pa.Schema | None = None
+        for batch in _batches(path, summary):
+            schema = batch.schema if schema is None else schema
+            if len(preview) < PREVIEW_ROWS:
+                preview.extend(_json_rows(batch.slice(0, PREVIEW_ROWS - len(preview))))
+            n_rows += batch.num_rows
+        if schema is None:
+            schema = _schema(path, summary)
+    except CatalogError as error:
+        raise InvalidInput(f"{path.name}: {_problem(error)}") from error
+    except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as error:
+        raise InvalidInput(f"{path.name}: not a readable {table_format} table: {error}") from error
+    columns = tuple(name for name in schema.names if name not in _HATS_PARTITION_COLUMNS or table_format != "hats")
+    if not columns:
+        raise InvalidInput(f"{path.name}: the table has no columns")
+    if n_rows == 0:
+        raise InvalidInput(f"{path.name}: the table has no rows")
+    return TableSummary(table_format, n_rows, columns, tuple(preview), summary.delimiter, summary.has_header)
+
+
+def _problem(error: CatalogError) -> str:
+    # CatalogError messages start with the (temporary) path; the caller names the file itself.
+    return str(error).removeprefix(f"{error.path}: ").removeprefix(f"{error.path}, ")
+
+
+def _read_rows(path: Path, table: TableSummary, offset: int, limit: int) -> tuple[dict[str, Any], ...]:
+    rows: list[dict[str, Any]] = []
+    skipped = 0
+    try:
+        for batch in _batches(path, table, columns=list(table.columns)):
+            if skipped + batch.num_rows <= offset:
+                skipped += batch.num_rows
+                continue
+            start = max(offset - skipped, 0)
+            skipped += start
+            rows.extend(_json_rows(batch.slice(start, limit - len(rows))))
+            skipped += batch.num_rows - start
+            if len(rows) >= limit:
+                break
+    except CatalogError as error:
+        raise InvalidInput(f"{path.name}: {_problem(error)}") from error
+    return tuple(rows)
+
+
+def _batches(path: Path, table: TableSummary, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    if table.format == "csv":
+        yield from _csv_batches(path, table.delimiter or ",", bool(table.has_header), columns)
+    elif table.format == "votable":
+        votable = _read_votable(path)
+        yield from (votable.select(columns) if columns else votable).to_batches(max_chunksize=65_536)
+    else:
+        yield from open_catalog(path).iter_batches(columns, batch_rows=65_536)
+
+
+def _schema(path: Path, table: TableSummary) -> pa.Schema:
+    if table.format == "csv":
+        return _open_csv(path, table.delimiter or ",", bool(table.has_header), as_text=False).schema
+    if table.format == "votable":
+        return _read_votable(path).schema
+    return open_catalog(path).schema
+
+
+def _csv_dialect(path: Path) -> tuple[str, bool]:
+    """(delimiter, has_header) of a CSV file, from its first lines."""
+    with open(path, "rb") as reader:
+        head = reader.read(_CSV_SNIFF_BYTES)
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"{path.name}: not a CSV table: the file is not UTF-8 text") from error
+    lines = text.splitlines()
+    if len(head) == _CSV_SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the last line may be cut in the middle
+    lines = [line for line in lines[:100] if line.strip()]
+    if not lines:
+        raise InvalidInput(f"{path.name}: the CSV file has no lines")
+    try:
+        delimiter = csv.Sniffer().sniff("\n".join(lines), delimiters=_CSV_DELIMITERS).delimiter
+    except csv.Error:
+        delimiter = ","
+    first_row = next(csv.reader([lines[0]], delimiter=delimiter))
+    return delimiter, not any(_is_number(field) for field in first_row)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _open_csv(path: Path, delimiter: str, has_header: bool, *, as_text: bool):
+    import pyarrow.csv as pacsv
+
+    read_options = pacsv.ReadOptions(block_size=1 << 22)
+    if not has_header:
+        with open(path, encoding="utf-8-sig", newline="") as reader:
+            first_row = next(csv.reader(reader, delimiter=delimiter), [])
+        read_options = pacsv.ReadOptions(
+            block_size=1 << 22, column_names=[f"column_{index + 1}" for index in range(len(first_row))]
+        )
+    convert_options = pacsv.ConvertOptions()
+    if as_text:
+        names = read_options.column_names or pacsv.open_csv(
+            path, read_options=read_options, parse_options=pacsv.ParseOptions(delimiter=delimiter)
+        ).schema.names
+        convert_options = pacsv.ConvertOptions(column_types={name: pa.string() for name in names})
+    return pacsv.open_csv(
+        path,
+        read_options=read_options,
+        parse_options=pacsv.ParseOptions(delimiter=delimiter),
+        convert_options=convert_options,
+    )
+
+
+def _csv_batches(
+    path: Path, delimiter: str, has_header: bool, columns: list[str] | None
+) -> Iterator[pa.RecordBatch]:
+    """Typed batches; a column whose type changes after the first block is read again as text."""
+    emitted = 0
+    try:
+        for batch in _open_csv(path, delimiter, has_header, as_text=False):
+            yield batch.select(columns) if columns else batch
+            emitted += batch.num_rows
+        return
+    except pa.ArrowInvalid as error:
+        if "conversion error" not in str(error).lower():
+            raise
+    skipped = 0
+    for batch in _open_csv(path, delimiter, has_header, as_text=True):
+        if skipped + batch.num_rows <= emitted:
+            skipped += batch.num_rows
+            continue
+        batch = batch.slice(emitted - skipped)
+        skipped = emitted
+        yield batch.select(columns) if columns else batch
+
+
+def _read_votable(path: Path) -> pa.Table:
+    import warnings
+
+    from astropy.io.votable import parse_single_table
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = parse_single_table(str(path)).to_table()
+    except Exception as error:  # astropy raises many kinds of errors for malformed XML
+        raise InvalidInput(f"{path.name}: not a readable VOTable: {error}") from error
+    arrays = {}
+    for name in table.colnames:
+        column = table[name]
+        if column.ndim > 1:
+            arrays[name] = pa.array([_json_value(value) for value in column.tolist()])
+            continue
+        mask = getattr(column, "mask", None)
+        values = column.filled() if mask is not None and hasattr(column, "filled") else column
+        data = values.value if hasattr(values, "value") else values
+        arrays[name] = pa.array(list(data) if data.dtype.kind in "OSU" else data, mask=mask)
+    return pa.table(arrays)
+
+
+def _json_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    return [{name: _json_value(value) for name, value in row.items()} for row in batch.to_pylist()]
+
+
+def _json_value(value: Any) -> Any:
+    """A value strict JSON can carry: NaN and infinities become None, bytes text, times ISO strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(value).decode("ascii")
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return _json_value(float(value))
+    if isinstance(value, dict):
+        return {str(key): _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_value(value.item())
+    return str(value)
+
+
+__all__ = [
+    "MAX_ZIP_MEMBERS",
+    "PREVIEW_ROWS",
+    "TABLE_FORMATS",
+    "TABULAR_PRODUCT_TYPES",
+    "UNZIP_RATIO",
+    "FileTooLarge",
+    "MainFileInfo",
+    "ProductFiles",
+    "Rows",
+    "TableSummary",
+    "inspect_table",
+]

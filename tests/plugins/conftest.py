@@ -1,0 +1,120 @@
+"""Fixtures of the PZ Server app tests: the app mounted at /pzserver as Airflow mounts it, over a registry on
+SQLite or Postgres (``fixtures.registry``) and local storage, with users, API tokens and tables of every format.
+
+Airflow JWTs are checked by the api-server's auth manager, which needs Airflow's metadata DB; in-process the
+app gets a stand-in resolver (``airflow_logins``) and the real one is exercised against the running api-server
+in test_pzserver_client.py.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# Airflow puts the plugins folder on sys.path; the tests do the same.
+if str(REPO_ROOT / "plugins") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "plugins"))
+
+from pzserver_app.app import create_app  # noqa: E402
+from pzserver_app.auth import AirflowIdentity  # noqa: E402
+from pzserver_app.context import ServerContext  # noqa: E402
+
+from pzlib.registry import AuthenticationFailed, Registry, User, schema  # noqa: E402
+from pzlib.storage import open_storage  # noqa: E402
+
+UPLOAD_LIMIT_BYTES = 256 * 1024
+"""Upload limit of the test app: room for the test tables, small enough to exceed cheaply."""
+
+
+class AirflowLogins:
+    """Stand-in for Airflow's JWT check: tokens handed out by ``login`` are valid, others are not."""
+
+    def __init__(self):
+        self.identities: dict[str, AirflowIdentity] = {}
+
+    def login(self, username: str, *, is_admin: bool = False) -> str:
+        token = f"jwt-of-{username}"
+        self.identities[token] = AirflowIdentity(username, is_admin)
+        return token
+
+    async def __call__(self, token: str) -> AirflowIdentity:
+        if token not in self.identities:
+            raise AuthenticationFailed("the Airflow login token is not valid (Signature verification failed)")
+        return self.identities[token]
+
+
+@dataclass
+class Server:
+    """The mounted app, its services and a few users with API tokens."""
+
+    client: TestClient
+    app: FastAPI
+    """The PZ Server app itself (mounted in ``client``'s app at /pzserver)."""
+    context: ServerContext
+    logins: AirflowLogins
+    tokens: dict[str, str]
+    """API token key of each user made by ``user``."""
+
+    def user(self, username: str, *, admin: bool = False, groups: tuple[str, ...] = ()) -> dict[str, str]:
+        """Create a user and return the headers that authenticate as them."""
+        self.context.registry.create_user(username, is_admin=admin, groups=groups)
+        self.tokens[username] = self.context.registry.create_token(username)
+        return {"Authorization": f"Token {self.tokens[username]}"}
+
+    def registry_user(self, username: str) -> User:
+        return self.context.registry.get_user(username)
+
+    def snapshot(self) -> tuple[dict[str, int], list[tuple[str, int]]]:
+        """Rows of every registry table and every stored object: what 'nothing stored changed' compares."""
+        with self.context.registry.engine.connect() as connection:
+            rows = {
+                table.name: connection.scalar(select(func.count()).select_from(table))
+                for table in schema.metadata.sorted_tables
+            }
+        objects = [(item.key, item.size) for item in self.context.storage.list_objects()]
+        return rows, objects
+
+
+@pytest.fixture
+def server(registry: Registry, tmp_path: Path) -> Iterator[Server]:
+    """The PZ Server app over ``registry`` (SQLite or Postgres) and local storage, mounted at /pzserver."""
+    storage = open_storage(str(tmp_path / "storage"))
+    context = ServerContext.open(registry, storage, upload_limit_bytes=UPLOAD_LIMIT_BYTES)
+    logins = AirflowLogins()
+    app = create_app(context=context, airflow_token_resolver=logins)
+    airflow = FastAPI()
+    airflow.mount("/pzserver", app)
+    with TestClient(airflow) as client:
+        yield Server(client, app, context, logins, {})
+
+
+@pytest.fixture
+def as_alice(server: Server) -> dict[str, str]:
+    """Headers of alice, a user in the access group ``lsst``."""
+    return server.user("alice", groups=("lsst",))
+
+
+@pytest.fixture
+def as_bob(server: Server) -> dict[str, str]:
+    """Headers of bob, a user in no access group."""
+    return server.user("bob")
+
+
+@pytest.fixture
+def as_admin(server: Server) -> dict[str, str]:
+    """Headers of an admin."""
+    return server.user("root", admin=True)
+
+
+@pytest.fixture(scope="session")
+def hats_zip() -> bytes:
+    """A 40-row spec-z HATS catalog written by lsdb, zipped in its folder (tests/data/make_specz_hats.py)."""
+    return (REPO_ROOT / "tests" / "data" / "specz_hats.zip").read_bytes()
