@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from airflow_instance import AIRFLOW_SCRIPTS, REPO_ROOT, airflow_environment
+from fixtures.airflow import AIRFLOW_SCRIPTS, REPO_ROOT, airflow_environment
 
 # Modules that would make parsing slow or memory-hungry: the science stack belongs inside tasks.
 HEAVY_MODULES = {

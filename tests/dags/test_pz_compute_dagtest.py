@@ -6,7 +6,7 @@ import json
 import subprocess
 
 import pyarrow.parquet as pq
-from airflow_instance import AIRFLOW_SCRIPTS, airflow_environment
+from fixtures.airflow import AIRFLOW_SCRIPTS, airflow_environment
 
 
 def test_demo_script_runs_pz_compute_with_dag_test(dc2_paths, dc2_slice, tmp_path):

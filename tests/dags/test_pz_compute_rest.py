@@ -12,7 +12,7 @@ from urllib.parse import quote
 import h5py
 import httpx
 import pytest
-from airflow_instance import task_states, wait_for_dag, wait_for_run
+from fixtures.airflow import task_states, wait_for_dag, wait_for_run
 
 pytestmark = pytest.mark.slow
 
