@@ -185,9 +185,13 @@ class EstimateConfig:
     """Non-detection magnitude written by stage I (RAIL's ``nondetect_val``)."""
     rail_options: dict = field(default_factory=dict)
     """Extra RAIL stage config (e.g. ``{"nbump": 10}``), passed to the informer and the estimator."""
+    pdf_storage: str = pdf.DEFAULT_REPRESENTATION
+    """How the output stores PDFs: 'cdf8' (compact, CDF within 1/510) or 'interp32' (see :mod:`pzlib.pdf`)."""
 
     def __post_init__(self):
         self.bands = tuple(self.bands)
+        if self.pdf_storage not in pdf.REPRESENTATIONS:
+            raise ValueError(f"pdf_storage must be one of {', '.join(pdf.REPRESENTATIONS)}, got {self.pdf_storage!r}")
         resolve_estimator(self.estimator)
         if self.batch_rows <= 0:
             raise ValueError(f"batch_rows must be positive, got {self.batch_rows}")
@@ -350,7 +354,7 @@ class PartitionEstimator:
         out["zmedian"], out["z_p16"], out["z_p84"] = levels[:, 0], levels[:, 1], levels[:, 2]
         arrays = {name: np.asarray(value, dtype=np.float32) if name in POINT_COLUMNS else value
                   for name, value in out.items()}
-        arrays[pdf.PDF_COLUMN] = pdf.pdf_array(pdfs)
+        arrays[pdf.PDF_COLUMN] = pdf.encode(pdfs, grid, self.config.pdf_storage)
         table = pa.table(arrays)
         self.grid = grid
         return table
@@ -444,7 +448,8 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
                 batch = clean_batch(batch, cleaning, str(partition_path))
             photoz = estimator.estimate_batch(batch)
             if writer is None:
-                metadata = {**pdf.qp_metadata(estimator.grid), PROVENANCE_KEY: json.dumps(provenance).encode()}
+                metadata = {**pdf.qp_metadata(estimator.grid, estimator.config.pdf_storage),
+                            PROVENANCE_KEY: json.dumps(provenance).encode()}
                 writer = AtomicParquetWriter(output_path, photoz.schema.with_metadata(metadata))
             writer.write(photoz.replace_schema_metadata(writer.schema.metadata))
             if progress:

@@ -33,7 +33,7 @@ import yaml
 
 from pzlib.catalog import open_catalog
 from pzlib.config import REPO_ROOT
-from pzlib.pdf import PDF_COLUMN, QP_METADATA_KEY, grid_from_schema
+from pzlib.pdf import PDF_COLUMN, QP_METADATA_KEY, grid_from_schema, storage_metadata
 
 SUITES_DIR = REPO_ROOT / "include" / "expectations"
 """Folder of the suite definitions (``<name>.yaml``)."""
@@ -536,25 +536,33 @@ def _derive_columns(table: pa.Table, names: set[str], pdf_column: str) -> dict[s
     if pdf_column not in table.column_names:
         raise _PdfColumnProblem(pdf_column, "column missing")
     try:
-        grid = grid_from_schema(table.schema)
+        recorded = storage_metadata(table.schema)
     except ValueError as error:
         raise _PdfColumnProblem(pdf_column, str(error)) from None
+    grid = np.asarray(recorded["xvals"])
     column_type = table.schema.field(pdf_column).type
-    if not (pa.types.is_fixed_size_list(column_type) and pa.types.is_floating(column_type.value_type)):
-        raise _PdfColumnProblem(pdf_column, f"expected a fixed-size list of floats, found {column_type}")
+    cdf_steps = recorded["representation"] == "cdf8"
+    value_check = pa.types.is_unsigned_integer if cdf_steps else pa.types.is_floating
+    if not (pa.types.is_fixed_size_list(column_type) and value_check(column_type.value_type)):
+        expected = "unsigned integer CDF steps" if cdf_steps else "floats"
+        raise _PdfColumnProblem(pdf_column, f"expected a fixed-size list of {expected}, found {column_type}")
     if column_type.list_size != grid.size:
         raise _PdfColumnProblem(pdf_column, f"PDFs have {column_type.list_size} values but the grid in the "
                                             f"schema metadata has {grid.size}")
-    steps = np.diff(grid)
-    weights = np.zeros(grid.size)
-    weights[:-1] += steps / 2
-    weights[1:] += steps / 2
+    if cdf_steps:
+        # Each value is the probability in one grid interval, in 1/levels: the integral is their sum.
+        weights = np.full(grid.size, 1.0 / recorded["levels"])
+    else:
+        steps = np.diff(grid)
+        weights = np.zeros(grid.size)
+        weights[:-1] += steps / 2
+        weights[1:] += steps / 2
     outputs = {name: np.empty(table.num_rows) for name in names}
     row = 0
     for chunk in table.column(pdf_column).chunks:
         values = chunk.values.slice(chunk.offset * grid.size, len(chunk) * grid.size)
         pdfs = values.to_numpy(zero_copy_only=False).reshape(len(chunk), grid.size)
-        block_weights = weights.astype(pdfs.dtype)
+        block_weights = weights.astype(pdfs.dtype if pdfs.dtype.kind == "f" else np.float64)
         for start in range(0, len(chunk), _PDF_BLOCK_ROWS):
             block = pdfs[start:start + _PDF_BLOCK_ROWS]
             rows = slice(row + start, row + start + len(block))

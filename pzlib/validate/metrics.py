@@ -391,7 +391,7 @@ def sample_metrics(sample: MatchedSample, config: MetricsConfig | None = None,
         n_photoz=sample.photoz.num_rows if n_photoz is None else n_photoz, n_objects=int(z_true.size),
         point=point, pit=pit_metrics(ensemble, z_true, config.pit_bins),
         cde_loss=cde_loss(ensemble, grid, z_true),
-        nz=nz_comparison(ensemble.objdata["yvals"], grid, z_true),
+        nz=nz_comparison(ensemble.pdf(grid), grid, z_true),
         by_magnitude=by_magnitude, by_redshift=by_redshift, primary=primary,
         magnitude_column=config.magnitude_column if sample.magnitude is not None else None,
     )

@@ -22,7 +22,8 @@ def bpz_outputs(dc2_paths, dc2_300, tmp_path_factory) -> tuple[Path, Path]:
     """(stage I partition, BPZ photo-z table) of the 300-galaxy fixture, as the pipeline writes them."""
     work = tmp_path_factory.mktemp("bpz300")
     [partition] = preprocess(dc2_300, work / "stage1", PreprocessConfig(keep_columns=["redshift"]))
-    config = EstimateConfig("bpz")
+    # interp32: the planting helpers edit PDF values as floats (cdf8 has its own tests)
+    config = EstimateConfig("bpz", pdf_storage="interp32")
     model = train(dc2_paths[0], work / "models" / "bpz.pkl", config)
     output = estimate_partition(partition, work / "bpz" / partition.name, PartitionEstimator(model, config))
     return partition, output

@@ -32,5 +32,6 @@ def with_pdf_value(table: pa.Table, row: int, position: int, value: float) -> pa
     """``table`` with one value of one object's PDF replaced."""
     pdfs = table.column("pdf").combine_chunks().flatten().to_numpy().reshape(table.num_rows, -1).copy()
     pdfs[row, position] = value
-    return table.set_column(table.schema.get_field_index("pdf"), pdf.pdf_field(pdfs.shape[1]),
-                            pdf.pdf_array(pdfs)).replace_schema_metadata(table.schema.metadata)
+    grid = pdf.grid_from_schema(table.schema)
+    return table.set_column(table.schema.get_field_index("pdf"), "pdf",
+                            pdf.encode(pdfs, grid, "interp32")).replace_schema_metadata(table.schema.metadata)

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from plant import PARTITION_ROWS, with_pdf_value, with_value
 
+from pzlib import pdf
 from pzlib.validate.expectations import (
     PDF_STRUCTURE_EXPECTATION,
     ValidationError,
@@ -208,3 +209,20 @@ def test_a_malformed_suite_file_is_refused_with_its_entry(photoz_300, tmp_path):
                                         "    kwarg: {column: id}\n")
     with pytest.raises(ValueError, match=r"typo.yaml: expectation 1 .*unknown key\(s\) kwarg"):
         validate_table(photoz_300, "typo", directory=tmp_path)
+
+
+def test_a_cdf8_partition_passes_and_a_broken_cdf_is_named(photoz_partition):
+    """The default compact representation: a CDF that does not reach 1 fails 'PDF normalized'."""
+    grid = pdf.grid_from_schema(photoz_partition.schema)
+    values = photoz_partition.column("pdf").combine_chunks().flatten().to_numpy()
+    pdfs = values.reshape(photoz_partition.num_rows, -1)
+    steps = pdf.stored_values(pa.table({"pdf": pdf.encode(pdfs, grid, "cdf8")})).copy()
+    compact = photoz_partition.set_column(photoz_partition.schema.get_field_index("pdf"), "pdf",
+                                          pdf.encode(pdfs, grid, "cdf8"))
+    compact = compact.replace_schema_metadata(pdf.qp_metadata(grid, "cdf8"))
+    assert validate_table(compact, "photoz_table").success
+    steps[4242, steps[4242].nonzero()[0][0]] -= 1
+    broken = compact.set_column(compact.schema.get_field_index("pdf"), "pdf",
+                                pa.FixedSizeListArray.from_arrays(pa.array(steps.ravel()), steps.shape[1]))
+    failure = only_failure(validate_table(broken, "photoz_table"))
+    assert failure.column == "pdf_integral" and failure.unexpected_count == 1

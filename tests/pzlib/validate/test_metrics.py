@@ -42,8 +42,8 @@ def gaussian_table(centers: np.ndarray, width: float, grid: np.ndarray) -> pa.Ta
     pdfs = pdf.normalize(pdfs, grid)
     point = centers.astype(np.float32)
     table = pa.table({"id": np.arange(centers.size, dtype=np.int64), "zmode": point, "zmean": point,
-                      "zmedian": point, "pdf": pdf.pdf_array(pdfs)})
-    return table.replace_schema_metadata(pdf.qp_metadata(grid))
+                      "zmedian": point, "pdf": pdf.encode(pdfs, grid, "interp32")})
+    return table.replace_schema_metadata(pdf.qp_metadata(grid, "interp32"))
 
 
 def test_point_metrics_match_rails_point_estimate_classes(scattered):
