@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements.txt
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
-	# LIneA's pzserver client declares pandas<3 but works with the pandas 3 pinned above; the tests use it.
+	@# LIneA's pzserver client declares pandas<3 but works with the pandas 3 pinned above; the tests use it.
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps pzserver==0.3.7
 	touch $(STAMP)
 
