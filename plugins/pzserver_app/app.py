@@ -1,9 +1,11 @@
-"""The PZ Server FastAPI app: LIneA's PZ Server API under ``/api/``, every route authenticated.
+"""The PZ Server FastAPI app: LIneA's PZ Server API under ``/api/`` and its pages under ``/ui/``, every route
+authenticated.
 
 ``create_app`` builds the app the Airflow plugin mounts at ``/pzserver``. Domain errors of ``pzlib.registry``
 become the statuses LIneA's server answers (``NotFound`` 404, ``PermissionDenied`` 403,
 ``AuthenticationFailed`` 401, ``MissingColumns`` 406, ``AlreadyExists`` 409, an upload over the limit 413, any
-other ``InvalidInput`` 400, an unsatisfiable byte range 416), each as ``{"detail": message}``. Paths are
+other ``InvalidInput`` 400, an unsatisfiable byte range 416), each as ``{"detail": message}`` from the API and
+as an error page from the pages, where a failed login is a redirect to Airflow's login instead. Paths are
 normalised before routing: repeated slashes collapse (the ``pzserver`` client asks for ``api//products/``)
 and API paths get their trailing slash (older clients ask for ``download`` and ``product-contents?...``).
 There is no OpenAPI page: it would be a route without authentication.
@@ -19,8 +21,10 @@ from __future__ import annotations
 import re
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from pzlib.config import Settings
@@ -34,9 +38,17 @@ from pzlib.registry import (
 )
 from pzlib.registry.registration import FileTooLarge
 from pzlib.storage import InvalidKey, InvalidRange, ObjectNotFound
-from pzserver_app import routes_downloads, routes_files, routes_processes, routes_products, routes_reference
+from pzserver_app import (
+    routes_downloads,
+    routes_files,
+    routes_pages,
+    routes_processes,
+    routes_products,
+    routes_reference,
+)
 from pzserver_app.auth import AirflowTokenResolver, airflow_identity
 from pzserver_app.context import LazyContext, ServerContext, settings_context
+from pzserver_app.rendering import UI_PREFIX, error_page, is_page_request
 
 API_PREFIX = "/api"
 
@@ -105,6 +117,7 @@ def create_app(
         routes_processes.router,
     ):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(routes_pages.router, prefix=UI_PREFIX)
     _add_error_handlers(app)
     app.add_middleware(NormalizePaths)
     return app
@@ -112,7 +125,9 @@ def create_app(
 
 def _add_error_handlers(app: FastAPI) -> None:
     def answer(status_code: int, headers: dict[str, str] | None = None, **extra):
-        def handler(request: Request, error: Exception) -> JSONResponse:
+        def handler(request: Request, error: Exception) -> Response:
+            if is_page_request(request):
+                return error_page(request, status_code, str(error))
             fields = {name: getter(error) for name, getter in extra.items()}
             return JSONResponse({"detail": str(error), **fields}, status_code=status_code, headers=headers)
 
@@ -130,13 +145,24 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AuthenticationFailed, answer(401, headers={"WWW-Authenticate": "Token"}))
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(InvalidRange, _unsatisfiable_range)
+    app.add_exception_handler(HTTPException, _http_error)
 
 
-def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+def _invalid_request(request: Request, error: RequestValidationError) -> Response:
     problems = "; ".join(
         f"{'.'.join(str(part) for part in problem['loc'])}: {problem['msg']}" for problem in error.errors()
     )
+    if is_page_request(request):
+        return error_page(request, 400, f"invalid request: {problems}")
     return JSONResponse({"detail": f"invalid request: {problems}"}, status_code=400)
+
+
+async def _http_error(request: Request, error: HTTPException) -> Response:
+    """Routing errors (no such path, method not allowed): a page for a page path, else FastAPI's JSON."""
+    if is_page_request(request) and error.status_code >= 400:
+        message = "There is no such page." if error.status_code == 404 else str(error.detail)
+        return error_page(request, error.status_code, message)
+    return await http_exception_handler(request, error)
 
 
 def _unsatisfiable_range(request: Request, error: InvalidRange) -> JSONResponse:

@@ -10,7 +10,7 @@ that names it, never an ignored filter.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -118,6 +118,29 @@ def product_query(params: QueryParams) -> ProductQuery:
     page, page_size = page_params(params)
     ordering = params.get("ordering", "").strip() or "-created_at"
     return ProductQuery(ProductFilter(**values), page, page_size, ordering)
+
+
+def listing_query(params: QueryParams, *, official: bool, page_size: int) -> ProductQuery:
+    """The products a listing page asks for: the API's filters from its search form, on official or on user
+    products only.
+
+    Blank form fields do not filter; ``official_product`` is the page's own, not the form's; without a
+    ``status`` field the page shows published products (an empty ``status`` shows every status).
+
+    Raises
+    ------
+    InvalidInput
+        As ``product_query``.
+    """
+    values = [
+        (name, value) for name, value in params.multi_items() if value.strip() and name != "official_product"
+    ]
+    if "status" not in params:
+        values.append(("status", "1"))
+    if "page_size" not in params:
+        values.append(("page_size", str(page_size)))
+    query = product_query(QueryParams(values))
+    return replace(query, filters=replace(query.filters, official=official))
 
 
 def page_params(params: QueryParams) -> tuple[int, int]:

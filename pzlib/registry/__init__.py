@@ -39,13 +39,21 @@ from pzlib.registry.records import (
     User,
 )
 from pzlib.registry.registry import MAX_PAGE_SIZE, PRODUCT_ORDERINGS, Registry, create_registry_engine
-from pzlib.registry.schema import MANDATORY_ALIASES, FileRole, ProcessStatus, ProductStatus
+from pzlib.registry.schema import (
+    MANDATORY_ALIASES,
+    SYSTEM_COLUMNS,
+    FileRole,
+    ProcessStatus,
+    ProductStatus,
+    SystemColumn,
+)
 
 __all__ = [
     "LATEST_VERSION",
     "MANDATORY_ALIASES",
     "MAX_PAGE_SIZE",
     "PRODUCT_ORDERINGS",
+    "SYSTEM_COLUMNS",
     "UNSET",
     "AlreadyExists",
     "AuthenticationFailed",
@@ -67,6 +75,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "Release",
+    "SystemColumn",
     "Terms",
     "Unset",
     "User",

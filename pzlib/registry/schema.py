@@ -137,6 +137,31 @@ MANDATORY_ALIASES: dict[str, tuple[str, ...]] = {
 }
 """Column aliases a product of each type must carry before it can be published."""
 
+@dataclass(frozen=True)
+class SystemColumn:
+    """A column the platform knows by name: what a product's column can be associated with."""
+
+    alias: str
+    """System column name, as stored in a product content's ``alias``."""
+    ucd: str
+    """IVOA unified content descriptor stored with it."""
+    description: str
+    """What the column holds, for people."""
+    usual_names: tuple[str, ...]
+    """Lower-case column names that usually hold it, to suggest the association."""
+
+
+SYSTEM_COLUMNS: tuple[SystemColumn, ...] = (
+    SystemColumn("ID", "meta.id;meta.main", "Object identifier", ("id", "objid", "object_id", "objectid", "source_id")),
+    SystemColumn("RA", "pos.eq.ra;meta.main", "Right ascension (degrees)", ("ra", "ra_deg", "raj2000", "coord_ra")),
+    SystemColumn("Dec", "pos.eq.dec;meta.main", "Declination (degrees)", ("dec", "dec_deg", "dej2000", "coord_dec")),
+    SystemColumn("z", "src.redshift", "Redshift", ("z", "redshift", "zspec", "z_spec", "specz", "redshift_true")),
+    SystemColumn("z_err", "stat.error;src.redshift", "Redshift error", ("z_err", "zerr", "z_error", "redshift_err")),
+    SystemColumn("z_flag", "stat.rank", "Redshift quality flag", ("z_flag", "zflag", "z_quality", "zwarning")),
+    SystemColumn("survey", "meta.curation", "Survey the redshift comes from", ("survey",)),
+)
+"""System columns with their UCDs, as LIneA's ``pzserver`` client associates them."""
+
 PZ_CODE_FORBIDDEN_TYPES = frozenset({"redshift_catalog", "training_set"})
 """Product types that hold no photo-z code's output, so LIneA's server refuses a ``pz_code`` on them."""
 
