@@ -187,9 +187,14 @@ class EstimateConfig:
     """Extra RAIL stage config (e.g. ``{"nbump": 10}``), passed to the informer and the estimator."""
     pdf_storage: str = pdf.DEFAULT_REPRESENTATION
     """How the output stores PDFs: 'cdf8' (compact, CDF within 1/510) or 'interp32' (see :mod:`pzlib.pdf`)."""
+    engine: str = "fast"
+    """'fast': :mod:`pzlib.fastpaths` (RAIL's answers, vectorized/compiled) for bpz and fzboost, the RAIL stage
+    for others; 'rail': always the stock RAIL estimator stage (the reference, for comparison)."""
 
     def __post_init__(self):
         self.bands = tuple(self.bands)
+        if self.engine not in ("fast", "rail"):
+            raise ValueError(f"engine must be 'fast' or 'rail', got {self.engine!r}")
         if self.pdf_storage not in pdf.REPRESENTATIONS:
             raise ValueError(f"pdf_storage must be one of {', '.join(pdf.REPRESENTATIONS)}, got {self.pdf_storage!r}")
         resolve_estimator(self.estimator)
@@ -223,8 +228,16 @@ class EstimateConfig:
         return options
 
     def fingerprint(self) -> str:
+        """Hash of what determines the outputs (recorded in each output; a change recomputes it)."""
         values = asdict(self)
-        values.pop("batch_rows")  # how the rows are batched does not change the model or the answers
+        values.pop("batch_rows")  # how the rows are batched does not change the answers
+        return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def model_fingerprint(self) -> str:
+        """Hash of what determines the trained model (not how estimates are computed or stored)."""
+        values = asdict(self)
+        for name in ("batch_rows", "engine", "pdf_storage"):
+            values.pop(name)
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -265,7 +278,7 @@ def train(training_path: str | os.PathLike, model_path: str | os.PathLike, confi
     identity = {
         "training": str(training_path.resolve()),
         "training_size": training_path.stat().st_size if training_path.is_file() else None,
-        "estimate_config": config.fingerprint(),
+        "estimate_config": config.model_fingerprint(),
         "preprocess_config": preprocess_config.fingerprint(),
     }
     if model_path.exists() and sidecar.exists():
@@ -302,7 +315,8 @@ def train(training_path: str | os.PathLike, model_path: str | os.PathLike, confi
 
 
 class PartitionEstimator:
-    """A RAIL estimator stage built once, with its model loaded once, fed in-memory record batches.
+    """An estimator built once per process, with its model loaded once, fed in-memory record batches: the
+    fast path of :mod:`pzlib.fastpaths` (same answers as RAIL) or the RAIL estimator stage itself.
 
     Examples
     --------
@@ -317,6 +331,20 @@ class PartitionEstimator:
             raise FileNotFoundError(f"{self.model_path}: no trained model (run `pz train` first)")
         self.model_sha256 = file_sha256(self.model_path)
         self._stage = None
+        self._fast = None
+
+    @property
+    def fast(self):
+        """The :mod:`pzlib.fastpaths` estimator (built on first use), or None when the RAIL stage runs."""
+        from pzlib.fastpaths import FAST_ESTIMATORS, make_fast_estimator
+
+        if self.config.engine != "fast" or self.config.estimator not in FAST_ESTIMATORS:
+            return None
+        if self._fast is None:
+            with open(self.model_path, "rb") as handle:
+                self._fast = make_fast_estimator(self.config.estimator, pickle.load(handle),
+                                                 self.config.stage_options())
+        return self._fast
 
     @property
     def stage(self):
@@ -339,11 +367,15 @@ class PartitionEstimator:
     def estimate_batch(self, batch: pa.RecordBatch | pa.Table) -> pa.Table:
         """Photo-z table of one batch of stage I output: id, [ra, dec], point estimates, PDF."""
         columns = _numpy_columns(batch.select(["id", *self.config.input_columns()]))
-        ensemble = self.stage.estimate(columns).data
-        grid, pdfs = _gridded_pdfs(ensemble, self.stage.config)
-        ancil = ensemble.ancil or {}
-        zmode = _ancil_column(ancil, ("zmode", "mode"))
-        zmean = _ancil_column(ancil, ("zmean", "mean")) if self.config.estimator != "fzboost" else None
+        if self.fast is not None:
+            result = self.fast.estimate(columns)
+            grid, pdfs, zmode, zmean = result.grid, result.pdfs, result.zmode, result.zmean
+        else:
+            ensemble = self.stage.estimate(columns).data
+            grid, pdfs = _gridded_pdfs(ensemble, self.stage.config)
+            ancil = ensemble.ancil or {}
+            zmode = _ancil_column(ancil, ("zmode", "mode"))
+            zmean = _ancil_column(ancil, ("zmean", "mean")) if self.config.estimator != "fzboost" else None
         levels = pdf.quantiles(pdfs, grid, [0.5, 0.16, 0.84])
         out = {"id": batch.column("id")}
         for name in ("ra", "dec"):

@@ -34,15 +34,17 @@ def test_config_rejects_bad_values():
         EstimateConfig("bpz", batch_rows=0)
     with pytest.raises(ValueError, match="ref_band 'i' is not one of the bands"):
         EstimateConfig("bpz", bands=("g", "r"))
+    with pytest.raises(ValueError, match="engine must be 'fast' or 'rail'"):
+        EstimateConfig("bpz", engine="gpu")
 
 
-@pytest.mark.parametrize("estimator", ["bpz", "fzboost"])
-def test_zmode_equals_stock_rail_with_the_same_model(estimator, dc2_run, dc2_slice, tmp_path):
+@pytest.mark.parametrize("estimator, engine", [("bpz", "fast"), ("fzboost", "fast"), ("bpz", "rail")])
+def test_zmode_equals_stock_rail_with_the_same_model(estimator, engine, dc2_run, dc2_slice, tmp_path):
     spec, _ = dc2_run
     model = spec.model_path(estimator)
     stock = run_stock(estimator, model, dc2_slice, tmp_path / "stock.hdf5")
     ours = estimate_partition(dc2_slice, tmp_path / "ours.parquet",
-                              PartitionEstimator(model, EstimateConfig(estimator, batch_rows=700)),
+                              PartitionEstimator(model, EstimateConfig(estimator, batch_rows=700, engine=engine)),
                               cleaning=PreprocessConfig())
     zmode = pq.read_table(ours).column("zmode").to_numpy()
     assert zmode.size == stock["rows"] == 2000

@@ -1,0 +1,91 @@
+"""pzlib.fastpaths.bpz: the vectorized BPZ-lite gives stock RAIL's answers, object for object."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pzlib.estimate import EstimateConfig
+from pzlib.fastpaths import FastBPZlite, make_fast_estimator
+
+pytestmark = pytest.mark.slow
+
+PDF_TOLERANCE = 1e-10
+POINT_TOLERANCE = 1e-10
+
+
+def assert_same_as_stock(result, ensemble):
+    """zmode and tb identical for every object; PDFs, zmean and todds within the issue's tolerances."""
+    ancil = ensemble.ancil
+    np.testing.assert_array_equal(result.grid, np.asarray(ensemble.metadata["xvals"]).reshape(-1))
+    np.testing.assert_array_equal(result.zmode, np.asarray(ancil["zmode"]).reshape(-1))
+    np.testing.assert_array_equal(result.extra["tb"], np.asarray(ancil["tb"]).reshape(-1))
+    np.testing.assert_allclose(result.pdfs, ensemble.objdata["yvals"], rtol=0, atol=PDF_TOLERANCE)
+    np.testing.assert_allclose(result.zmean, np.asarray(ancil["zmean"]).reshape(-1), rtol=0, atol=POINT_TOLERANCE)
+    np.testing.assert_allclose(result.extra["todds"], np.asarray(ancil["todds"]).reshape(-1), rtol=0,
+                               atol=POINT_TOLERANCE)
+
+
+@pytest.fixture(scope="module")
+def stock_validation(bpz_model, validation_columns, run_stock):
+    """The stock stage's ensemble for the whole DC2 validation set (computed once: it takes a while)."""
+    return run_stock(bpz_model, EstimateConfig("bpz"), validation_columns)
+
+
+def test_whole_validation_set_equals_stock_rail(bpz_model, validation_columns, stock_validation, load_model):
+    fast = make_fast_estimator("bpz", load_model(bpz_model), EstimateConfig("bpz").stage_options())
+    result = fast.estimate(validation_columns)
+    assert result.pdfs.shape == (20_449, 301)
+    assert_same_as_stock(result, stock_validation)
+
+
+def test_block_size_does_not_change_any_bit(bpz_model, validation_columns, load_model):
+    options = EstimateConfig("bpz").stage_options()
+    batch = {name: values[:1_500] for name, values in validation_columns.items()}
+    reference = FastBPZlite(load_model(bpz_model), options).estimate(batch)
+    small_blocks = FastBPZlite(load_model(bpz_model), options, block_rows=7).estimate(batch)
+    for name in ("pdfs", "zmode", "zmean"):
+        np.testing.assert_array_equal(getattr(small_blocks, name), getattr(reference, name))
+
+
+def test_float64_input_keeps_stock_precision(bpz_model, validation_columns, run_stock, load_model):
+    """Stock RAIL squares flux errors in the input precision; float64 input takes the other arithmetic path."""
+    batch = {name: values[:800].astype(np.float64) if values.dtype == np.float32 else values[:800]
+             for name, values in validation_columns.items()}
+    config = EstimateConfig("bpz")
+    result = make_fast_estimator("bpz", load_model(bpz_model), config.stage_options()).estimate(batch)
+    assert_same_as_stock(result, run_stock(bpz_model, config, batch))
+
+
+def degraded_batch(validation_columns, rows: int) -> dict[str, np.ndarray]:
+    """Validation rows with non-detections (99, also in the reference band) and non-observations (-99)."""
+    batch = {name: values[:rows].copy() for name, values in validation_columns.items()}
+    rng = np.random.default_rng(7)
+    for band in "ugrizy":
+        undetected = rng.random(rows) < 0.08
+        batch[f"mag_{band}_lsst"][undetected] = 99.0
+        batch[f"mag_err_{band}_lsst"][undetected] = 99.0
+        unobserved = rng.random(rows) < 0.03
+        batch[f"mag_{band}_lsst"][unobserved] = -99.0
+    batch["mag_i_lsst"][:5] = [12.0, 33.5, 99.0, 20.0, 19.999]  # prior magnitude clipped at both ends
+    return batch
+
+
+@pytest.mark.parametrize("rail_options", [
+    {"zp_offsets": [0.013, -0.021, 0.0, 0.007, 0.05, -0.3], "override_file_offsets": True,
+     "zp_errors": [0.03, 0.02, 0.02, 0.02, 0.03, 0.05], "mag_err_min": 0.02, "p_min": 0.02},
+    {"no_prior": True, "gauss_kernel": 0.03, "p_min": 0.0},
+    {"mag_limits": {f"mag_{band}_lsst": 26.5 for band in "ugrizy"}, "zmax": 2.5, "nzbins": 251},
+], ids=["offsets-errors-pmin", "no-prior-kernel", "limits-grid"])
+def test_rail_options_mean_what_they_mean_in_rail(rail_options, bpz_model, validation_columns, run_stock,
+                                                  load_model):
+    config = EstimateConfig("bpz", rail_options=rail_options)
+    batch = degraded_batch(validation_columns, 1_200)
+    result = make_fast_estimator("bpz", load_model(bpz_model), config.stage_options()).estimate(batch)
+    assert_same_as_stock(result, run_stock(bpz_model, config, batch))
+
+
+def test_inconsistent_bands_are_refused(bpz_model, load_model):
+    options = {**EstimateConfig("bpz").stage_options(), "filter_list": ["DC2LSST_u", "DC2LSST_g"]}
+    with pytest.raises(ValueError, match="must have the same length"):
+        FastBPZlite(load_model(bpz_model), options)
