@@ -16,7 +16,7 @@ from pzlib import pipeline
 DATA_DIR = Path(__file__).parent / "data"
 
 # Fixture modules of tests/fixtures/ that several test folders share.
-pytest_plugins = ["fixtures.airflow", "fixtures.cluster", "fixtures.registry"]
+pytest_plugins = ["fixtures.airflow", "fixtures.cluster", "fixtures.crossmatch", "fixtures.registry"]
 
 
 def pytest_sessionfinish(session, exitstatus):

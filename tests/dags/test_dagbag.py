@@ -154,3 +154,63 @@ def test_pz_compute_column_map_presets_are_pzlibs(dagbag_report):
     column_map_schema = dagbag_report["dags"]["pz_compute"]["params"]["column_map"]["schema"]
     preset_choice = next(choice for choice in column_map_schema["anyOf"] if "enum" in choice)
     assert set(preset_choice["enum"]) == set(COLUMN_MAPS)
+
+
+CROSSMATCH_DAGS = {
+    "training_set_maker": ["check_request", "make_training_set"],
+    "combine_redshift_catalogs": ["check_request", "combine_catalogs"],
+}
+
+
+def _crossmatch_config(dag_id: str):
+    from pzlib.crossmatch import CrcConfig, TsmConfig
+
+    return TsmConfig if dag_id == "training_set_maker" else CrcConfig
+
+
+@pytest.mark.parametrize("dag_id", sorted(CROSSMATCH_DAGS))
+def test_crossmatch_dags_run_on_request_only(dagbag_report, dag_id):
+    dag = dagbag_report["dags"][dag_id]
+    assert dag["schedule"] == "None"
+    assert dag["catchup"] is False
+    assert sorted(dag["tasks"]) == CROSSMATCH_DAGS[dag_id]
+    assert not any(task["mapped"] for task in dag["tasks"].values())
+
+
+@pytest.mark.parametrize("dag_id", sorted(CROSSMATCH_DAGS))
+def test_crossmatch_dag_params_are_the_config_fields(dagbag_report, dag_id):
+    params = dagbag_report["dags"][dag_id]["params"]
+    config_fields = _crossmatch_config(dag_id).params_schema()["properties"]
+    assert set(params) == set(config_fields)
+    for name, field_schema in config_fields.items():
+        assert _refines(field_schema, params[name]["schema"]), (name, field_schema, params[name]["schema"])
+
+
+@pytest.mark.parametrize("dag_id", sorted(CROSSMATCH_DAGS))
+def test_crossmatch_dag_defaults_are_a_valid_request_on_the_sample(dagbag_report, dag_id):
+    """Triggered without conf, a DAG runs on the DC2 cross-match sample (built on first use)."""
+    from pathlib import Path
+
+    from pzlib.crossmatch.sample_data import OBJECT_COLUMN_MAP, REFERENCE_COLUMNS, SURVEYS
+
+    defaults = {name: param["default"] for name, param in dagbag_report["dags"][dag_id]["params"].items()}
+    config = _crossmatch_config(dag_id).from_params(defaults)
+    if dag_id == "training_set_maker":
+        assert Path(config.specz_catalog).name == "specz_reference.parquet"
+        assert Path(config.object_catalog) == Path(config.specz_catalog).with_name("objects")
+        assert config.column_map == OBJECT_COLUMN_MAP
+        assert config.specz_columns.roles() == REFERENCE_COLUMNS
+    else:
+        assert [(Path(entry.path).name, entry.survey, entry.columns.roles()) for entry in config.inputs] == [
+            (model.file_name, model.survey, model.columns) for model in SURVEYS]
+        tsm_defaults = dagbag_report["dags"]["training_set_maker"]["params"]
+        sample_dir = Path(tsm_defaults["object_catalog"]["default"]).parent
+        assert {Path(entry.path).parent.parent for entry in config.inputs} == {sample_dir}
+
+
+def test_training_set_maker_column_map_presets_are_pzlibs(dagbag_report):
+    from pzlib.catalog import COLUMN_MAPS
+
+    column_map_schema = dagbag_report["dags"]["training_set_maker"]["params"]["column_map"]["schema"]
+    preset_choice = next(choice for choice in column_map_schema["anyOf"] if "enum" in choice)
+    assert set(preset_choice["enum"]) == set(COLUMN_MAPS)

@@ -1,0 +1,513 @@
+"""The typed requests of the Training Set Maker and of Combine Redshift Catalogs, checked before any data is read.
+
+A request is data: :class:`TsmConfig` and :class:`CrcConfig` are built from JSON-like params (the DAG's conf,
+a PZ Server process's config) by ``from_params``, and every field is checked in ``__post_init__``; a bad value
+raises ``ValueError`` whose message starts with the field's name (``radius_arcsec: ...``,
+``inputs[1].columns.z: ...``). What can only be checked against the files (columns present, a margin cache
+wide enough) is checked by ``check_inputs`` in :mod:`pzlib.crossmatch.tsm` and :mod:`pzlib.crossmatch.crc`,
+still before any work. ``params_schema()`` gives the JSON schema the DAGs' params refine.
+
+The module imports only the standard library (and pzlib's settings); checking a ``column_map`` or the flag
+translations loads the small parts of pzlib they live in, never lsdb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from pzlib.config import REPO_ROOT
+
+MAX_RADIUS_ARCSEC = 60.0
+"""Largest accepted match radius: spec-z positions are good to well under an arcsecond, and at a minute of arc
+a deep object catalog has dozens of unrelated neighbours per spec-z."""
+
+RELEASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+"""Release names: the rule of :attr:`pzlib.pipeline.RunSpec.release`."""
+
+OUTPUT_FORMATS = ("parquet", "csv", "hats")
+DEREDDENING_METHODS = ("sfd",)
+DUPLICATE_CRITERIA = ("closest", "all")
+COMBINE_TYPES = ("concatenate", "concatenate_and_mark_duplicates", "concatenate_and_remove_duplicates")
+DEFAULT_FLAG_TRANSLATION_FILE = REPO_ROOT / "include" / "crc" / "flag_translation.yaml"
+SPECZ_ROLES = ("id", "ra", "dec", "z", "z_err", "z_flag")
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def local_path(path_or_uri: str) -> Path:
+    """The local path of ``path_or_uri``: a path, or a ``file://`` URI as the PZ Server's storage gives."""
+    if path_or_uri.startswith("file://"):
+        return Path(unquote(urlparse(path_or_uri).path))
+    return Path(path_or_uri).expanduser()
+
+
+def _check_path(name: str, value) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name}: a path is required")
+    scheme = urlparse(value).scheme
+    if scheme and scheme != "file" and len(scheme) > 1:  # one letter: a Windows drive, not a scheme
+        raise ValueError(f"{name}: only local paths and file:// URIs are readable here, got {value!r}")
+    return value
+
+
+def _check_radius(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name}: must be a number of arcseconds, got {value!r}")
+    if not 0 < value <= MAX_RADIUS_ARCSEC:
+        raise ValueError(f"{name}: must be > 0 and at most {MAX_RADIUS_ARCSEC:g} arcsec, got {value!r}")
+    return float(value)
+
+
+def _check_positive_int(name: str, value, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: must be an integer ≥ 1, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name}: must be at most {maximum}, got {value!r}")
+    return value
+
+
+def _check_choice(name: str, value, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _check_release(value) -> str | None:
+    if value is not None and (not isinstance(value, str) or not re.match(RELEASE_PATTERN, value)):
+        raise ValueError(f"release: {value!r} is not a valid name (letters, digits, '.', '_', '-')")
+    return value
+
+
+def _check_output_name(value) -> str:
+    if not isinstance(value, str) or not _NAME_PATTERN.match(value):
+        raise ValueError(f"output_name: {value!r} is not a valid file name (letters, digits, '.', '_', '-')")
+    return value
+
+
+def _unknown_fields(cls, params: dict, where: str = "") -> None:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"{where}{unknown[0]}: unknown parameter (known: {', '.join(sorted(known))})")
+
+
+def _fingerprint(values: dict) -> str:
+    return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class SpeczColumns:
+    """Which columns of a spec-z catalog hold the PZ Server's column roles (its "column association")."""
+
+    ra: str = "ra"
+    """Right ascension (deg)."""
+    dec: str = "dec"
+    """Declination (deg)."""
+    z: str = "z"
+    """Spectroscopic redshift."""
+    id: str | None = None
+    """Identifier in the survey, if the catalog has one."""
+    z_err: str | None = None
+    """Redshift error, if the catalog has one."""
+    z_flag: str | None = None
+    """Quality flag in the survey's own convention, if the catalog has one."""
+
+    def check(self, where: str) -> None:
+        for role in ("ra", "dec", "z"):
+            value = getattr(self, role)
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{where}.{role}: the spec-z catalog's {role} column is required")
+        for role in ("id", "z_err", "z_flag"):
+            value = getattr(self, role)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise ValueError(f"{where}.{role}: must be a column name or null, got {value!r}")
+        names = list(self.roles().values())
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"{where}: column {repeated[0]!r} is given for more than one role")
+
+    def roles(self) -> dict[str, str]:
+        """{role: column} of the roles this catalog has."""
+        return {role: getattr(self, role) for role in SPECZ_ROLES if getattr(self, role) is not None}
+
+    @classmethod
+    def from_value(cls, value, where: str) -> SpeczColumns:
+        if isinstance(value, SpeczColumns):
+            columns = value
+        elif isinstance(value, dict):
+            _unknown_fields(cls, value, f"{where}.")
+            columns = cls(**value)
+        else:
+            raise ValueError(f"{where}: must be an object of column names ({', '.join(SPECZ_ROLES)})")
+        columns.check(where)
+        return columns
+
+    @staticmethod
+    def schema() -> dict:
+        optional = {"type": ["string", "null"], "minLength": 1}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "ra": {"type": "string", "minLength": 1},
+                "dec": {"type": "string", "minLength": 1},
+                "z": {"type": "string", "minLength": 1},
+                "id": optional,
+                "z_err": optional,
+                "z_flag": optional,
+            },
+        }
+
+
+@dataclass
+class TsmConfig:
+    """A Training Set Maker request: a spec-z catalog cross-matched with a release's object catalog.
+
+    Examples
+    --------
+    >>> config = TsmConfig.from_params({"specz_catalog": "specz.parquet", "object_catalog": "dr1/objects",
+    ...                                 "output_dir": "out", "radius_arcsec": 0.5})
+    >>> config.radius_arcsec, config.n_neighbors, config.output_path.name
+    (0.5, 1, 'training_set.parquet')
+    >>> TsmConfig.from_params({"specz_catalog": "s.pq", "object_catalog": "o", "output_dir": "out",
+    ...                        "radius_arcsec": 0})
+    Traceback (most recent call last):
+    ...
+    ValueError: radius_arcsec: must be > 0 and at most 60 arcsec, got 0
+    """
+
+    specz_catalog: str
+    """Spec-z catalog: Parquet, CSV, FITS, HDF5 file or a HATS catalog (path or file:// URI)."""
+    object_catalog: str
+    """The release's object catalog: a HATS catalog with its margin cache (the folder lsdb and hats-import write)."""
+    output_dir: str
+    """Folder for the training set and its report; created if missing."""
+    release: str | None = None
+    """Release the object catalog belongs to (recorded in the report)."""
+    specz_columns: SpeczColumns | dict = field(default_factory=SpeczColumns)
+    """Columns of the spec-z catalog holding ra, dec, z (required) and id, z_err, z_flag (optional)."""
+    object_id_column: str | None = None
+    """Object id column of the object catalog; by default the column map's id column, else ``id``."""
+    selected_columns: list[str] | None = None
+    """Object catalog columns copied into the training set (besides id, ra, dec); None means all of them."""
+    column_map: str | dict | None = None
+    """The object catalog's photometry (a :data:`pzlib.catalog.COLUMN_MAPS` preset or ColumnMap fields); with it
+    the training set carries RAIL's ``mag_{band}_lsst`` / ``mag_err_{band}_lsst``, cleaned as in stage I."""
+    convert_flux_to_mag: bool = True
+    """With a flux column map: AB magnitudes (RAIL's columns) when True, the fluxes as they are when False."""
+    dereddening: str | None = None
+    """``sfd``: correct the photometry for Galactic extinction with the column map's E(B−V) column."""
+    radius_arcsec: float = 1.0
+    """Match radius (arcsec)."""
+    n_neighbors: int = 1
+    """Objects kept per spec-z within the radius, nearest first."""
+    duplicate_criteria: str = "closest"
+    """An object matched by several spec-z: ``closest`` keeps the nearest spec-z, ``all`` keeps every pair."""
+    train_fraction: float | None = 0.7
+    """Fraction of rows flagged ``is_training_set`` (the rest is the test set); None adds no split column."""
+    split_seed: int = 0
+    """Seed of the train/test split; a row's side depends only on its object id and the seed."""
+    output_name: str = "training_set"
+    """Name of the output (file stem, or folder for HATS)."""
+    output_format: str = "parquet"
+    """``parquet``, ``csv`` or ``hats``."""
+    workers: int = 2
+    """Threads of the local Dask scheduler running the cross-match."""
+
+    def __post_init__(self):
+        self.specz_catalog = _check_path("specz_catalog", self.specz_catalog)
+        self.object_catalog = _check_path("object_catalog", self.object_catalog)
+        self.output_dir = _check_path("output_dir", self.output_dir)
+        _check_release(self.release)
+        self.specz_columns = SpeczColumns.from_value(self.specz_columns, "specz_columns")
+        if self.object_id_column is not None and (not isinstance(self.object_id_column, str)
+                                                  or not self.object_id_column):
+            raise ValueError(f"object_id_column: must be a column name, got {self.object_id_column!r}")
+        if self.selected_columns is not None:
+            if not isinstance(self.selected_columns, list) or not all(
+                    isinstance(name, str) and name for name in self.selected_columns):
+                raise ValueError("selected_columns: must be a list of column names, or null for all columns")
+            self.selected_columns = list(dict.fromkeys(self.selected_columns))
+        photometry = self.photometry_map()
+        if not isinstance(self.convert_flux_to_mag, bool):
+            raise ValueError(f"convert_flux_to_mag: must be true or false, got {self.convert_flux_to_mag!r}")
+        if self.dereddening is not None:
+            _check_choice("dereddening", self.dereddening, DEREDDENING_METHODS)
+            if photometry is None:
+                raise ValueError("dereddening: needs column_map, which names the photometry and E(B−V) columns")
+            if not photometry.ebv_column:
+                raise ValueError("dereddening: the column map has no ebv_column (the E(B−V) column to correct with)")
+            from pzlib.preprocess import SFD_EXTINCTION_COEFFICIENTS
+
+            missing = [band for band in photometry.bands if band not in SFD_EXTINCTION_COEFFICIENTS]
+            if missing:
+                raise ValueError(f"dereddening: no SFD extinction coefficient for band(s) {', '.join(missing)}")
+        self.radius_arcsec = _check_radius("radius_arcsec", self.radius_arcsec)
+        self.n_neighbors = _check_positive_int("n_neighbors", self.n_neighbors, maximum=1000)
+        _check_choice("duplicate_criteria", self.duplicate_criteria, DUPLICATE_CRITERIA)
+        if self.train_fraction is not None:
+            if isinstance(self.train_fraction, bool) or not isinstance(self.train_fraction, int | float) \
+                    or not 0 < self.train_fraction < 1:
+                raise ValueError(f"train_fraction: must be between 0 and 1 (exclusive) or null, "
+                                 f"got {self.train_fraction!r}")
+            self.train_fraction = float(self.train_fraction)
+        if isinstance(self.split_seed, bool) or not isinstance(self.split_seed, int) or self.split_seed < 0:
+            raise ValueError(f"split_seed: must be a non-negative integer, got {self.split_seed!r}")
+        _check_output_name(self.output_name)
+        _check_choice("output_format", self.output_format, OUTPUT_FORMATS)
+        self.workers = _check_positive_int("workers", self.workers, maximum=64)
+
+    def photometry_map(self):
+        """The :class:`pzlib.catalog.ColumnMap` of ``column_map``, or None."""
+        if self.column_map is None:
+            return None
+        from pzlib.catalog import column_map
+
+        try:
+            return column_map(self.column_map)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"column_map: {error}") from None
+
+    @property
+    def id_column(self) -> str:
+        """The object id column actually used."""
+        if self.object_id_column:
+            return self.object_id_column
+        photometry = self.photometry_map()
+        return photometry.id_column if photometry else "id"
+
+    @property
+    def output_path(self) -> Path:
+        suffix = "" if self.output_format == "hats" else f".{self.output_format}"
+        return local_path(self.output_dir) / f"{self.output_name}{suffix}"
+
+    @property
+    def report_path(self) -> Path:
+        return local_path(self.output_dir) / f"{self.output_name}.report.json"
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes the output (not ``workers``), recorded in the report."""
+        values = self.to_params()
+        values.pop("workers")
+        return _fingerprint(values)
+
+    def to_params(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: dict) -> TsmConfig:
+        """A config from DAG params / a process's config; raises ValueError naming the bad field."""
+        _unknown_fields(cls, params)
+        for name in ("specz_catalog", "object_catalog", "output_dir"):
+            if params.get(name) in (None, ""):
+                raise ValueError(f"{name}: required")
+        return cls(**params)
+
+    @classmethod
+    def params_schema(cls) -> dict:
+        """JSON schema of the params (the DAG's params refine it)."""
+        path = {"type": "string", "minLength": 1}
+        return {
+            "type": "object",
+            "required": ["specz_catalog", "object_catalog", "output_dir"],
+            "additionalProperties": False,
+            "properties": {
+                "specz_catalog": path,
+                "object_catalog": path,
+                "output_dir": path,
+                "release": {"type": ["string", "null"], "pattern": RELEASE_PATTERN},
+                "specz_columns": SpeczColumns.schema(),
+                "object_id_column": {"type": ["string", "null"], "minLength": 1},
+                "selected_columns": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
+                "column_map": {"type": ["string", "object", "null"]},
+                "convert_flux_to_mag": {"type": "boolean"},
+                "dereddening": {"type": ["string", "null"], "enum": [*DEREDDENING_METHODS, None]},
+                "radius_arcsec": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RADIUS_ARCSEC},
+                "n_neighbors": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "duplicate_criteria": {"type": "string", "enum": list(DUPLICATE_CRITERIA)},
+                "train_fraction": {"type": ["number", "null"], "exclusiveMinimum": 0, "exclusiveMaximum": 1},
+                "split_seed": {"type": "integer", "minimum": 0},
+                "output_name": {"type": "string", "pattern": _NAME_PATTERN.pattern},
+                "output_format": {"type": "string", "enum": list(OUTPUT_FORMATS)},
+                "workers": {"type": "integer", "minimum": 1, "maximum": 64},
+            },
+        }
+
+
+@dataclass
+class SpeczInput:
+    """One spec-z catalog given to Combine Redshift Catalogs."""
+
+    path: str
+    """Parquet, CSV, FITS, HDF5 file or HATS catalog (path or file:// URI)."""
+    survey: str
+    """Survey name: the key of its flag translation and the ``survey`` value of its rows."""
+    columns: SpeczColumns | dict = field(default_factory=SpeczColumns)
+    """Columns holding ra, dec, z (required) and id, z_err, z_flag (optional)."""
+    flag_translation: dict | None = None
+    """The survey's flag translation given inline (same fields as in the translation file), overriding the file."""
+
+    def check(self, where: str) -> None:
+        self.path = _check_path(f"{where}.path", self.path)
+        if not isinstance(self.survey, str) or not self.survey.strip():
+            raise ValueError(f"{where}.survey: a survey name is required")
+        self.columns = SpeczColumns.from_value(self.columns, f"{where}.columns")
+        if self.flag_translation is not None and not isinstance(self.flag_translation, dict):
+            raise ValueError(f"{where}.flag_translation: must be an object (flags, conditions, default) or null")
+
+    @classmethod
+    def from_value(cls, value, where: str) -> SpeczInput:
+        if isinstance(value, SpeczInput):
+            entry = value
+        elif isinstance(value, dict):
+            _unknown_fields(cls, value, f"{where}.")
+            for name in ("path", "survey"):
+                if value.get(name) in (None, ""):
+                    raise ValueError(f"{where}.{name}: required")
+            entry = cls(**value)
+        else:
+            raise ValueError(f"{where}: must be an object with path, survey and columns")
+        entry.check(where)
+        return entry
+
+
+@dataclass
+class CrcConfig:
+    """A Combine Redshift Catalogs request: N spec-z catalogs into one, duplicates marked or removed.
+
+    Examples
+    --------
+    >>> config = CrcConfig.from_params({"output_dir": "out", "inputs": [
+    ...     {"path": "a.csv", "survey": "2DFGRS", "columns": {"z_flag": "quality"}},
+    ...     {"path": "b.parquet", "survey": "JADES", "columns": {"z": "z_Spec", "z_flag": "z_Spec_flag"}}]})
+    >>> config.combine_type, [entry.survey for entry in config.inputs]
+    ('concatenate_and_mark_duplicates', ['2DFGRS', 'JADES'])
+    """
+
+    inputs: list[SpeczInput]
+    """The spec-z catalogs, in priority order: on a full tie the earlier catalog's row is kept."""
+    output_dir: str
+    """Folder for the combined catalog and its report; created if missing."""
+    combine_type: str = "concatenate_and_mark_duplicates"
+    """``concatenate``, ``concatenate_and_mark_duplicates`` or ``concatenate_and_remove_duplicates``."""
+    radius_arcsec: float = 1.0
+    """Rows closer than this (arcsec) are the same object."""
+    n_neighbors: int = 16
+    """Neighbours searched per row within the radius, itself included; bigger groups still link through their
+    members, since duplicates are grouped transitively."""
+    flag_translation_file: str | None = None
+    """YAML of per-survey flag translations; None means include/crc/flag_translation.yaml."""
+    release: str | None = None
+    """Release the combined catalog is meant for, if any (recorded in the report)."""
+    output_name: str = "combined_redshift_catalog"
+    """Name of the output (file stem, or folder for HATS)."""
+    output_format: str = "parquet"
+    """``parquet``, ``csv`` or ``hats``."""
+    workers: int = 2
+    """Threads of the local Dask scheduler running the duplicate search."""
+
+    def __post_init__(self):
+        if not isinstance(self.inputs, list) or not self.inputs:
+            raise ValueError("inputs: at least one spec-z catalog is required")
+        self.inputs = [SpeczInput.from_value(entry, f"inputs[{index}]") for index, entry in enumerate(self.inputs)]
+        self.output_dir = _check_path("output_dir", self.output_dir)
+        _check_choice("combine_type", self.combine_type, COMBINE_TYPES)
+        self.radius_arcsec = _check_radius("radius_arcsec", self.radius_arcsec)
+        self.n_neighbors = _check_positive_int("n_neighbors", self.n_neighbors, maximum=1000)
+        if self.n_neighbors < 2 and self.combine_type != "concatenate":
+            raise ValueError("n_neighbors: must be at least 2 to find a duplicate (a row is its own first neighbour)")
+        if self.flag_translation_file is not None:
+            self.flag_translation_file = _check_path("flag_translation_file", self.flag_translation_file)
+        _check_release(self.release)
+        _check_output_name(self.output_name)
+        _check_choice("output_format", self.output_format, OUTPUT_FORMATS)
+        self.workers = _check_positive_int("workers", self.workers, maximum=64)
+        from pzlib.crossmatch.flags import load_flag_translations
+
+        translations = load_flag_translations(self.translation_file)
+        for index, entry in enumerate(self.inputs):
+            try:
+                translation = translations.lookup(entry.survey, entry.flag_translation)
+            except ValueError as error:
+                field_name = "flag_translation" if entry.flag_translation is not None else "survey"
+                raise ValueError(f"inputs[{index}].{field_name}: {error}") from None
+            if entry.columns.z_flag and translation is None:
+                raise ValueError(
+                    f"inputs[{index}].survey: no flag translation for survey {entry.survey!r} in "
+                    f"{self.translation_file} (known: {', '.join(translations.surveys())}); give its "
+                    "flag_translation inline or set columns.z_flag to null"
+                )
+
+    @property
+    def translation_file(self) -> Path:
+        if self.flag_translation_file is None:
+            return DEFAULT_FLAG_TRANSLATION_FILE
+        return local_path(self.flag_translation_file)
+
+    @property
+    def output_path(self) -> Path:
+        suffix = "" if self.output_format == "hats" else f".{self.output_format}"
+        return local_path(self.output_dir) / f"{self.output_name}{suffix}"
+
+    @property
+    def report_path(self) -> Path:
+        return local_path(self.output_dir) / f"{self.output_name}.report.json"
+
+    def fingerprint(self) -> str:
+        """Hash of everything that shapes the output (not ``workers``), the translation table's text included."""
+        values = self.to_params()
+        values.pop("workers")
+        values["flag_translation_text"] = self.translation_file.read_text()
+        return _fingerprint(values)
+
+    def to_params(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_params(cls, params: dict) -> CrcConfig:
+        """A config from DAG params / a process's config; raises ValueError naming the bad field."""
+        _unknown_fields(cls, params)
+        for name in ("inputs", "output_dir"):
+            if params.get(name) in (None, "", []):
+                raise ValueError(f"{name}: required")
+        return cls(**params)
+
+    @classmethod
+    def params_schema(cls) -> dict:
+        """JSON schema of the params (the DAG's params refine it)."""
+        return {
+            "type": "object",
+            "required": ["inputs", "output_dir"],
+            "additionalProperties": False,
+            "properties": {
+                "inputs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["path", "survey"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "path": {"type": "string", "minLength": 1},
+                            "survey": {"type": "string", "minLength": 1},
+                            "columns": SpeczColumns.schema(),
+                            "flag_translation": {"type": ["object", "null"]},
+                        },
+                    },
+                },
+                "output_dir": {"type": "string", "minLength": 1},
+                "combine_type": {"type": "string", "enum": list(COMBINE_TYPES)},
+                "radius_arcsec": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RADIUS_ARCSEC},
+                "n_neighbors": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "flag_translation_file": {"type": ["string", "null"], "minLength": 1},
+                "release": {"type": ["string", "null"], "pattern": RELEASE_PATTERN},
+                "output_name": {"type": "string", "pattern": _NAME_PATTERN.pattern},
+                "output_format": {"type": "string", "enum": list(OUTPUT_FORMATS)},
+                "workers": {"type": "integer", "minimum": 1, "maximum": 64},
+            },
+        }
