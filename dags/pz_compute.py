@@ -1,8 +1,10 @@
 """pz_compute: the photo-z table of a data release, in four stages.
 
 Stage I acquires the input catalog (clean, map columns, split into partitions); stage II trains one model
-per estimator; stage III estimates every (estimator, partition) pair as its own mapped task, so a failing
-partition fails alone and clearing it recomputes only that partition; stage IV assembles each estimator's
+per estimator; stage III estimates the partitions — with backend 'local', every (estimator, partition) pair is
+its own mapped task, so a failing partition fails alone and clearing it recomputes only that partition; with
+backend 'slurm', each estimator is one deferrable task running one job array on the cluster (SSH settings
+from the Airflow connection ``pz_slurm``; see ``pzlib.cluster.airflow``); stage IV assembles each estimator's
 photo-z catalog and its metrics. The run is fully described by its params, checked against the schema
 below when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by
 ``pzlib.pipeline.RunSpec.from_params`` when it starts. The defaults describe the DC2 sample release of the
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 
+from pzlib.cluster.airflow import EstimateArrayOperator
 from pzlib.config import load_settings
 
 DC2_SAMPLE_RELEASE = "dc2-sample"
@@ -120,6 +123,15 @@ PARAMS = {
         title="RAIL options",
         description='Extra RAIL configuration per estimator, e.g. {"fzboost": {"nbump": 5}}.',
     ),
+    "resources": Param(
+        {},
+        type="object",
+        title="Cluster resources",
+        description=(
+            "Job array resources for backend 'slurm': cpus, mem, time_limit, partition, account, max_concurrent, "
+            'partitions_per_task; per estimator under its name, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}.'
+        ),
+    ),
 }
 
 
@@ -174,6 +186,12 @@ def pz_compute():
 
     @task_group(group_id="stage_3_estimate")
     def stage_3_estimate(models, partition_paths):
+        @task.branch
+        def choose_backend() -> str:
+            """Local processes: one task per (estimator, partition); a cluster: one job array per estimator."""
+            chosen = "estimate_on_cluster" if _run_spec().backend == "slurm" else "estimate"
+            return f"stage_3_estimate.{chosen}"
+
         @task(map_index_template="{{ map_label }}", execution_timeout=timedelta(hours=2))
         def estimate(model: dict, partition_path: str) -> dict:
             """Estimate one partition with one model; an output that exists and verifies is kept."""
@@ -185,26 +203,33 @@ def pz_compute():
             return {"estimator": estimator, "output_path": output_path}
 
         # Cross product: every model meets every partition.
-        return estimate.expand(model=models, partition_path=partition_paths)
+        on_this_machine = estimate.expand(model=models, partition_path=partition_paths)
+        # The task waits deferred (no worker slot) while its array runs, however long the cluster takes.
+        on_cluster = EstimateArrayOperator.partial(
+            task_id="estimate_on_cluster", partition_paths=partition_paths, map_index_template="{{ map_label }}",
+            execution_timeout=timedelta(days=3),
+        ).expand(model=models)
+        models >> choose_backend() >> [on_this_machine, on_cluster]
 
     @task_group(group_id="stage_4_postprocess")
-    def stage_4_postprocess(models, estimates):
-        @task(map_index_template="{{ map_label }}")
-        def assemble_catalog(model: dict, estimates: list[dict]) -> dict:
+    def stage_4_postprocess(models, partition_paths):
+        # One stage III variant ran, the other was skipped.
+        @task(map_index_template="{{ map_label }}", trigger_rule="none_failed_min_one_success")
+        def assemble_catalog(model: dict, partition_paths: list[str]) -> dict:
             """Assemble the estimator's photo-z catalog from its partition outputs; compute its metrics."""
             from pzlib.pipeline import assemble
 
             estimator = model["estimator"]
             get_current_context()["map_label"] = estimator
-            output_paths = [result["output_path"] for result in estimates if result["estimator"] == estimator]
-            return {"estimator": estimator, **assemble(_run_spec(), estimator, output_paths)}
+            spec = _run_spec()
+            output_paths = [str(spec.partition_output(estimator, path)) for path in partition_paths]
+            return {"estimator": estimator, **assemble(spec, estimator, output_paths)}
 
-        return assemble_catalog.partial(estimates=estimates).expand(model=models)
+        assemble_catalog.partial(partition_paths=partition_paths).expand(model=models)
 
     estimators, partition_paths = stage_1_acquire()
     models = stage_2_train(estimators)
-    estimates = stage_3_estimate(models, partition_paths)
-    stage_4_postprocess(models, estimates)
+    stage_3_estimate(models, partition_paths) >> stage_4_postprocess(models, partition_paths)
 
 
 pz_compute()

@@ -78,6 +78,10 @@ class RunSpec:
     """True-redshift column of the training catalog."""
     rail_options: dict = field(default_factory=dict)
     """Extra RAIL config per estimator, e.g. {"fzboost": {"nbump": 5}}."""
+    # --- cluster resources (pzlib.cluster) ---
+    resources: dict = field(default_factory=dict)
+    """Job array resources, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}; see pzlib.cluster.resources."""
+    # --- end cluster resources ---
 
     def __post_init__(self):
         if not isinstance(self.release, str) or not _RELEASE_PATTERN.match(self.release):
@@ -105,6 +109,14 @@ class RunSpec:
         unknown = set(self.rail_options) - set(self.estimators)
         if unknown:
             raise ValueError(f"rail_options: estimator(s) {', '.join(sorted(unknown))} are not in estimators")
+        # --- cluster resources (pzlib.cluster) ---
+        from pzlib.cluster.resources import check_resources
+
+        try:
+            check_resources(self.resources, self.estimators)
+        except ValueError as error:
+            raise ValueError(f"resources: {error}") from None
+        # --- end cluster resources ---
 
     @classmethod
     def from_params(cls, params: dict) -> RunSpec:
@@ -137,6 +149,7 @@ class RunSpec:
                 "truth_column": {"type": ["string", "null"]},
                 "training_truth_column": {"type": "string"},
                 "rail_options": {"type": "object"},
+                "resources": {"type": "object"},  # cluster resources (pzlib.cluster)
             },
         }
 
