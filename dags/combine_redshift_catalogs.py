@@ -10,6 +10,10 @@ homogenized flag, then the smallest redshift error, then comes from the earlier 
 distribution of the duplicate pairs go to the task log and to ``OUTPUT_DIR/OUTPUT_NAME.report.json``; the
 task's return value (XCom) is that report.
 
+The PZ Server starts runs for its processes (the pzserver client's requests) with the ``pzserver_process``
+param set: ``publish_to_pzserver`` then registers the output, its report and column association as the
+process's product and publishes it, and a failed task fails the process with its error.
+
 A run is fully described by its params, checked against the JSON schema of ``pzlib.crossmatch.CrcConfig``
 when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by ``CrcConfig.from_params``
 when it starts (a survey without a flag translation fails there); ``check_request`` then checks every
@@ -26,6 +30,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from pzlib.config import load_settings
 from pzlib.crossmatch.config import CrcConfig
+from pzlib.registry.process_runs import PROCESS_PARAM, run_finished, run_started, task_failed
 
 SAMPLE_DIR = load_settings().state_dir / "crossmatch" / "dc2-sample"
 """Where pzlib.crossmatch.sample_data builds the sample the defaults use (on first use)."""
@@ -80,9 +85,20 @@ PARAMS = {
 }
 
 
+PARAMS[PROCESS_PARAM] = Param(
+    None, type=["integer", "null"], title="PZ Server process",
+    description="Set by the PZ Server when it starts this run for a process: the output becomes the process's "
+    "product. Null for runs started from Airflow.")
+
+
+def _params() -> dict:
+    """The running task's DAG run params (they never change in a run)."""
+    return dict(get_current_context()["params"])
+
+
 def _config() -> CrcConfig:
     """The CrcConfig of the running task's DAG run, rebuilt from its params (they never change in a run)."""
-    return CrcConfig.from_params(dict(get_current_context()["params"]))
+    return CrcConfig.from_params({name: value for name, value in _params().items() if name != PROCESS_PARAM})
 
 
 @dag(
@@ -90,7 +106,7 @@ def _config() -> CrcConfig:
     schedule=None,
     catchup=False,
     params=PARAMS,
-    default_args={"retries": 0, "execution_timeout": timedelta(hours=6)},
+    default_args={"retries": 0, "execution_timeout": timedelta(hours=6), "on_failure_callback": task_failed},
     tags=["pz-server", "crossmatch"],
     doc_md=__doc__,
 )
@@ -102,6 +118,7 @@ def combine_redshift_catalogs():
         from pzlib.crossmatch.sample_data import provide_sample_data
 
         config = _config()
+        run_started(_params())
         provide_sample_data([entry.path for entry in config.inputs], SAMPLE_DIR)
         return check_inputs(config)
 
@@ -112,7 +129,12 @@ def combine_redshift_catalogs():
 
         return combine(_config())
 
-    check_request() >> combine_catalogs()
+    @task
+    def publish_to_pzserver(report: dict) -> dict | None:
+        """When the run carries out a PZ Server process: register the output as its product and publish it."""
+        return run_finished(_params(), report)
+
+    check_request() >> publish_to_pzserver(combine_catalogs())
 
 
 combine_redshift_catalogs()

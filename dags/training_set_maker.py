@@ -8,6 +8,10 @@ and ``is_training_set`` splits the rows (``train_fraction``, ``split_seed``). Th
 separation distribution go to the task log and to ``OUTPUT_DIR/OUTPUT_NAME.report.json``, next to the
 training set; the task's return value (XCom) is that report.
 
+The PZ Server starts runs for its processes (the pzserver client's requests) with the ``pzserver_process``
+param set: ``publish_to_pzserver`` then registers the output, its report and column association as the
+process's product and publishes it, and a failed task fails the process with its error.
+
 A run is fully described by its params, checked against the JSON schema of ``pzlib.crossmatch.TsmConfig``
 when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by ``TsmConfig.from_params``
 when it starts; ``check_request`` then checks the catalogs' columns and the margin cache before any work. A
@@ -24,6 +28,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from pzlib.config import load_settings
 from pzlib.crossmatch.config import TsmConfig
+from pzlib.registry.process_runs import PROCESS_PARAM, run_finished, run_started, task_failed
 
 SAMPLE_DIR = load_settings().state_dir / "crossmatch" / "dc2-sample"
 """Where pzlib.crossmatch.sample_data builds the sample the defaults use (on first use)."""
@@ -89,9 +94,20 @@ PARAMS = {
 }
 
 
+PARAMS[PROCESS_PARAM] = Param(
+    None, type=["integer", "null"], title="PZ Server process",
+    description="Set by the PZ Server when it starts this run for a process: the output becomes the process's "
+    "product. Null for runs started from Airflow.")
+
+
+def _params() -> dict:
+    """The running task's DAG run params (they never change in a run)."""
+    return dict(get_current_context()["params"])
+
+
 def _config() -> TsmConfig:
     """The TsmConfig of the running task's DAG run, rebuilt from its params (they never change in a run)."""
-    return TsmConfig.from_params(dict(get_current_context()["params"]))
+    return TsmConfig.from_params({name: value for name, value in _params().items() if name != PROCESS_PARAM})
 
 
 @dag(
@@ -99,7 +115,7 @@ def _config() -> TsmConfig:
     schedule=None,
     catchup=False,
     params=PARAMS,
-    default_args={"retries": 0, "execution_timeout": timedelta(hours=6)},
+    default_args={"retries": 0, "execution_timeout": timedelta(hours=6), "on_failure_callback": task_failed},
     tags=["pz-server", "crossmatch"],
     doc_md=__doc__,
 )
@@ -111,6 +127,7 @@ def training_set_maker():
         from pzlib.crossmatch.tsm import check_inputs
 
         config = _config()
+        run_started(_params())
         provide_sample_data([config.specz_catalog, config.object_catalog], SAMPLE_DIR)
         return check_inputs(config).to_dict()
 
@@ -121,7 +138,12 @@ def training_set_maker():
 
         return make(_config())
 
-    check_request() >> make_training_set()
+    @task
+    def publish_to_pzserver(report: dict) -> dict | None:
+        """When the run carries out a PZ Server process: register the output as its product and publish it."""
+        return run_finished(_params(), report)
+
+    check_request() >> publish_to_pzserver(make_training_set())
 
 
 training_set_maker()

@@ -195,6 +195,36 @@ def cmd_token(args: argparse.Namespace) -> None:
     print(registry.create_token(args.username, label=args.label))
 
 
+def cmd_release(args: argparse.Namespace) -> None:
+    """Register a data release, or change one: names, visibility, and the object catalog the Training Set Maker
+    cross-matches with (checked to be a HATS catalog, its column map to be valid, before anything is stored)."""
+    from pzlib.config import load_settings
+    from pzlib.registry import UNSET, NotFound, Registry
+
+    column_map = UNSET
+    if args.column_map is not None:
+        column_map = json.loads(args.column_map) if args.column_map.lstrip().startswith("{") else args.column_map
+        from pzlib.catalog import column_map as check_column_map
+
+        check_column_map(column_map)
+    if args.object_catalog is not None:
+        from pzlib.crossmatch.tsm import open_object_catalog
+
+        args.object_catalog = open_object_catalog(args.object_catalog).path
+    registry = Registry(load_settings().resolved_database_url)
+    catalog = {} if args.object_catalog is None else {"object_catalog": args.object_catalog}
+    if column_map is not UNSET:
+        catalog["object_column_map"] = column_map
+    try:
+        release = registry.update_release(args.name, display_name=args.display_name, description=args.description,
+                                          is_public=args.public, access_groups=args.group, **catalog)
+    except NotFound:
+        release = registry.create_release(args.name, args.display_name or args.name, description=args.description or "",
+                                          is_public=bool(args.public), access_groups=args.group or (), **catalog)
+    print(json.dumps({"id": release.id, "name": release.name, "is_public": release.is_public,
+                      "object_catalog": release.object_catalog, "object_column_map": release.object_column_map}))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pz", description="pz-platform: photo-z production with RAIL.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -269,6 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
     tk_create.add_argument("--admin", action="store_true", help="make USER an admin of the PZ Server")
     tk_create.add_argument("--label", default="", help="what the token is for, e.g. 'laptop notebook'")
     tk_create.set_defaults(func=cmd_token)
+
+    rl = commands.add_parser("release", help="PZ Server data releases")
+    rl_commands = rl.add_subparsers(dest="release_command", required=True)
+    rl_set = rl_commands.add_parser("set", help="register release NAME, or change it")
+    rl_set.add_argument("name", metavar="NAME", help="short name, e.g. dp1")
+    rl_set.add_argument("--display-name", help="name shown to users (default: NAME, when creating)")
+    rl_set.add_argument("--description")
+    rl_set.add_argument("--public", action=argparse.BooleanOptionalAction, default=None,
+                        help="every user sees its products (--no-public: only its --group members)")
+    rl_set.add_argument("--group", action="append", help="access group of a non-public release (repeatable)")
+    rl_set.add_argument("--object-catalog", help="the release's object catalog: a HATS folder with margin cache")
+    rl_set.add_argument("--column-map", help="its photometry: a preset (lsst_mag, dm_cmodel, dm_gaap) or JSON")
+    rl_set.set_defaults(func=cmd_release)
     return parser
 
 

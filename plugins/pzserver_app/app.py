@@ -12,13 +12,16 @@ There is no OpenAPI page: it would be a route without authentication.
 
 Examples
 --------
->>> from pzlib.config import Settings
+>>> from pathlib import Path
+
+from pzlib.config import Settings, load_settings
 >>> app = create_app(Settings(database_url="sqlite:////tmp/pz/registry.db"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
@@ -27,7 +30,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pzlib.config import Settings
+from pzlib.config import Settings, load_settings
 from pzlib.registry import (
     AlreadyExists,
     AuthenticationFailed,
@@ -36,6 +39,7 @@ from pzlib.registry import (
     NotFound,
     PermissionDenied,
 )
+from pzlib.registry.process_runs import DagRuns
 from pzlib.registry.registration import FileTooLarge
 from pzlib.storage import InvalidKey, InvalidRange, ObjectNotFound
 from pzserver_app import (
@@ -48,6 +52,7 @@ from pzserver_app import (
 )
 from pzserver_app.auth import AirflowTokenResolver, airflow_identity
 from pzserver_app.context import LazyContext, ServerContext, settings_context
+from pzserver_app.dag_runs import AirflowDagRuns
 from pzserver_app.rendering import UI_PREFIX, error_page, is_page_request
 
 API_PREFIX = "/api"
@@ -78,6 +83,8 @@ def create_app(
     *,
     context: ServerContext | None = None,
     airflow_token_resolver: AirflowTokenResolver = airflow_identity,
+    dag_runs: DagRuns | None = None,
+    process_dir: Path | None = None,
 ) -> FastAPI:
     """The PZ Server app.
 
@@ -90,6 +97,11 @@ def create_app(
         An opened registry and store to use instead of ``settings`` (tests).
     airflow_token_resolver : callable
         Checks Airflow JWTs; the default asks the api-server's auth manager.
+    dag_runs : DagRuns or None
+        Where processes run; the default is this api-server's Airflow.
+    process_dir : Path or None
+        Folder of the processes' inputs and outputs, read by the Airflow workers; the default is
+        ``<state_dir>/processes`` of the settings.
 
     Returns
     -------
@@ -109,6 +121,9 @@ def create_app(
     else:
         app.state.pz_context = LazyContext(settings_context)
     app.state.airflow_identity = airflow_token_resolver
+    app.state.dag_runs = dag_runs or AirflowDagRuns()
+    app.state.process_dir = (lambda: process_dir) if process_dir else (
+        lambda: (settings or load_settings()).state_dir / "processes")
     for router in (
         routes_reference.router,
         routes_products.router,

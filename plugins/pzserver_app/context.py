@@ -17,7 +17,7 @@ from pzlib.config import Settings, load_settings
 from pzlib.registry import Registry
 from pzlib.registry.archives import ProductArchives
 from pzlib.registry.registration import ProductFiles
-from pzlib.storage import Storage, open_storage
+from pzlib.storage import Storage
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,12 @@ class ServerContext:
     @classmethod
     def from_settings(cls, settings: Settings) -> ServerContext:
         """A context over the database and store the settings name (migrating the database if needed)."""
-        return cls.open(
-            Registry(settings.resolved_database_url),
-            open_storage(settings.resolved_storage_url),
-            upload_limit_bytes=settings.upload_limit_bytes,
+        files = ProductFiles.from_settings(settings)
+        return cls(
+            registry=files.registry,
+            storage=files.storage,
+            files=files,
+            archives=ProductArchives(files.registry, files.storage),
         )
 
 

@@ -1,8 +1,9 @@
 """Routes of processes (pipeline runs): start one, follow it, stop it.
 
-Starting a run records the process and its output product; the Airflow DAG of the pipeline carries it out.
-A Combine Redshift Catalogs request may come as a multipart form with a ``flags_translation_file``, which is
-kept as an auxiliary file of the output product.
+Starting a run checks the request, records the process and its output product and triggers the pipeline's
+Airflow DAG (``pzlib.registry.process_runs``); reading a process brings it up to date with its DAG run. A
+Combine Redshift Catalogs request may come as a multipart form with a ``flags_translation_file``, which is kept
+as an auxiliary file of the output product and used by the run.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from pzlib.registry import FileRole, InvalidInput, Process, User
-from pzlib.registry.pipelines import get_pipeline, start_process
+from pzlib.registry import InvalidInput, Process, User
+from pzlib.registry.pipelines import get_pipeline
+from pzlib.registry.process_runs import FLAGS_FILE_FIELD, ProcessRuns
 from pzserver_app import schemas
 from pzserver_app.auth import CurrentUser, current_user
 from pzserver_app.bodies import (
@@ -32,7 +34,6 @@ router = APIRouter(dependencies=[Depends(current_user)])
 Context = Annotated[ServerContext, Depends(get_context)]
 
 _PROCESS_FIELDS = {"pipeline", "used_config", "display_name", "inputs", "release"}
-_FLAGS_FILE = "flags_translation_file"
 
 
 @router.post("/processes/", status_code=201)
@@ -50,31 +51,20 @@ async def create_process(request: Request, user: CurrentUser, context: Context) 
         for required in ("pipeline", "display_name"):
             if fields.get(required) in (None, ""):
                 raise InvalidInput(f"{required} is required to start a process")
-        if upload is not None and set(upload.files) - {_FLAGS_FILE}:
-            raise InvalidInput(f"a process takes one file only, in the field {_FLAGS_FILE!r}")
+        if upload is not None and set(upload.files) - {FLAGS_FILE_FIELD}:
+            raise InvalidInput(f"a process takes one file only, in the field {FLAGS_FILE_FIELD!r}")
+        sent = upload.files.get(FLAGS_FILE_FIELD) if upload is not None else None
         start = partial(
-            start_process,
-            context.registry,
+            process_runs(request, context).request,
             user,
             to_reference(fields["pipeline"], "pipeline"),
             display_name=fields["display_name"],
             used_config=to_json_object(fields.get("used_config"), "used_config"),
             inputs=[to_reference(item, "inputs") for item in to_list(fields.get("inputs"), "inputs")],
             release=to_optional_reference(fields.get("release"), "release"),
+            flags_file=(sent.filename, sent.file) if sent is not None else None,
         )
         process = await run_in_threadpool(start)
-        if upload is not None and _FLAGS_FILE in upload.files:
-            sent = upload.files[_FLAGS_FILE]
-            keep = partial(
-                context.files.upload,
-                user,
-                process.output_product_id,
-                name=sent.filename or "flags_translation.yaml",
-                content=sent.file,
-                role=FileRole.AUXILIARY,
-                mime_type=sent.content_type,
-            )
-            await run_in_threadpool(keep)
     finally:
         if upload is not None:
             await upload.close()
@@ -82,14 +72,21 @@ async def create_process(request: Request, user: CurrentUser, context: Context) 
 
 
 @router.get("/processes/{process_id}/")
-def get_process(process_id: int, user: CurrentUser, context: Context) -> dict[str, Any]:
-    return _process_json(context, context.registry.get_process(user, process_id), user)
+def get_process(process_id: int, request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
+    """The process, brought up to date with its DAG run."""
+    process = process_runs(request, context).follow(context.registry.get_process(user, process_id))
+    return _process_json(context, process, user)
 
 
 @router.get("/processes/{process_id}/stop/")
-def stop_process(process_id: int, user: CurrentUser, context: Context) -> dict[str, Any]:
-    """Ask the run to stop: one not started yet stops at once, a running one goes ``Stopping``."""
-    return _process_json(context, context.registry.stop_process(user, process_id), user)
+def stop_process(process_id: int, request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
+    """Stop the run: its DAG run is failed (running tasks killed) and the process ends ``Stopped``."""
+    return _process_json(context, process_runs(request, context).stop(user, process_id), user)
+
+
+def process_runs(request: Request, context: ServerContext) -> ProcessRuns:
+    """The app's processes over this context's registry and store."""
+    return ProcessRuns(context.files, request.app.state.dag_runs, request.app.state.process_dir())
 
 
 def _process_json(context: ServerContext, process: Process, viewer: User) -> dict[str, Any]:

@@ -27,7 +27,10 @@ class Unset(Enum):
 UNSET = Unset.TOKEN
 """Marks an update argument that was not given (``None`` is a value for nullable fields)."""
 
-_USERNAME = re.compile(r"^[\w.@+-]{1,150}$", re.ASCII)
+USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
+"""A valid username (``\\w`` in its ASCII sense, as in a JSON schema)."""
+
+_USERNAME = re.compile(USERNAME_PATTERN, re.ASCII)
 _RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -71,6 +74,15 @@ def optional_text(value: object, field: str, max_length: int) -> str | None:
     if len(cleaned) > max_length:
         raise InvalidInput(f"{field} has {len(cleaned)} characters; the limit is {max_length}")
     return cleaned or None
+
+
+def column_map(value: object) -> str | dict | None:
+    """A column map as a release records it: a preset name, an object of ColumnMap fields, or ``None``."""
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise InvalidInput(f"object_column_map must be a preset name or an object of column names, got {value!r}")
 
 
 def description(value: object) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     func,
     insert,
+    inspect,
     select,
     text,
 )
@@ -74,8 +75,17 @@ def _create_tables_and_seed_product_types(connection: Connection) -> None:
         )
 
 
+def _add_release_object_catalogs(connection: Connection) -> None:
+    present = {column["name"] for column in inspect(connection).get_columns(schema.releases.name)}
+    for column in (schema.releases.c.object_catalog, schema.releases.c.object_column_map):
+        if column.name not in present:
+            kind = column.type.compile(dialect=connection.dialect)
+            connection.execute(text(f"ALTER TABLE {schema.releases.name} ADD COLUMN {column.name} {kind}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "registry tables and the seven product types", _create_tables_and_seed_product_types),
+    Migration(2, "object catalog of a release (Training Set Maker)", _add_release_object_catalogs),
 )
 """Every step, ordered by version (1, 2, …)."""
 

@@ -1,8 +1,9 @@
 """The pipelines users can request through the PZ Server, and the start of a run (a process).
 
 A pipeline is fixed data: its name, the product types it reads, the type it makes and its default parameters
-(LIneA's defaults). Starting a run records a process and the product it will fill, owned by the requester and
-``Processing`` until the run ends; carrying the run out (an Airflow DAG run) is the job of the pipeline's DAG.
+(LIneA's defaults) and the Airflow DAG that carries a run out. Starting a run records a process and the product it
+will fill, owned by the requester and ``Processing`` until the run ends; :mod:`pzlib.registry.process_runs` checks
+the request, triggers the DAG and follows it.
 
 Examples
 --------
@@ -36,6 +37,8 @@ class Pipeline:
     """Types of the input products."""
     output_product_type: str
     """Type of the product a run makes."""
+    dag_id: str
+    """The Airflow DAG that carries a run out."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Default parameters; a run's ``used_config["param"]`` overrides them."""
 
@@ -50,12 +53,14 @@ PIPELINES: tuple[Pipeline, ...] = (
         "and makes a training set.",
         product_types_accepted=("redshift_catalog",),
         output_product_type="training_set",
+        dag_id="training_set_maker",
         parameters={
             "crossmatch": {"radius_arcsec": 1.0, "n_neighbors": 1},
+            "duplicate_criteria": "closest",
             "flux_type": "auto",
             "convert_flux_to_mag": True,
             "dereddening": "sfd",
-            "split": {"method": "random", "train_fraction": 0.7},
+            "split": {"method": "random", "train_fraction": 0.7, "seed": 0},
         },
     ),
     Pipeline(
@@ -66,9 +71,10 @@ PIPELINES: tuple[Pipeline, ...] = (
         description="Merges several reference redshift catalogs: concatenate, mark duplicates or remove them.",
         product_types_accepted=("redshift_catalog",),
         output_product_type="redshift_catalog",
+        dag_id="combine_redshift_catalogs",
         parameters={
             "combine_type": "concatenate_and_mark_duplicates",
-            "crossmatch": {"radius_arcsec": 0.5},
+            "crossmatch": {"radius_arcsec": 1.0, "n_neighbors": 16},
             "flags_translation_file": None,
         },
     ),

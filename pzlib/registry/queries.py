@@ -120,6 +120,8 @@ def find_release(connection: Connection, reference: int | str) -> Release | None
         is_public=row.is_public,
         access_groups=tuple(groups),
         created_at=_utc(row.created_at),
+        object_catalog=row.object_catalog,
+        object_column_map=row.object_column_map,
     )
 
 

@@ -60,6 +60,11 @@ class Release:
     access_groups: tuple[str, ...]
     """Members of any of these groups see a non-public release's products; sorted."""
     created_at: datetime
+    object_catalog: str | None = None
+    """The release's object catalog (a HATS collection folder with its margin cache, path or file:// URI), which
+    the Training Set Maker cross-matches spec-z catalogs with; None when none is registered."""
+    object_column_map: str | dict[str, Any] | None = None
+    """Its photometry columns: a ``pzlib.catalog.COLUMN_MAPS`` preset name or ColumnMap fields; None: none."""
 
 
 @dataclass(frozen=True)

@@ -44,13 +44,14 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from pzlib.catalog import CatalogError, open_catalog
+from pzlib.config import Settings
 from pzlib.registry import checks
 from pzlib.registry.archives import archive_prefix
 from pzlib.registry.errors import AlreadyExists, InvalidInput, PermissionDenied
 from pzlib.registry.records import Product, ProductContent, ProductFile, User
 from pzlib.registry.registry import Registry
 from pzlib.registry.schema import FileRole
-from pzlib.storage import LocalStorage, Storage
+from pzlib.storage import LocalStorage, Storage, open_storage
 
 TABULAR_PRODUCT_TYPES = frozenset({"redshift_catalog", "training_set", "object_catalog"})
 """Product types whose main file must be a table."""
@@ -169,6 +170,16 @@ class ProductFiles:
         self.registry = registry
         self.storage = storage
         self.upload_limit_bytes = upload_limit_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProductFiles:
+        """The PZ Server's registry and store as the platform settings name them (the database is migrated if
+        needed): what the plugin serves and what the pipelines publish into."""
+        return cls(
+            Registry(settings.resolved_database_url),
+            open_storage(settings.resolved_storage_url),
+            upload_limit_bytes=settings.upload_limit_bytes,
+        )
 
     def upload(
         self,

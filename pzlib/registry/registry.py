@@ -164,6 +164,8 @@ class Registry:
         description: str = "",
         is_public: bool = False,
         access_groups: Iterable[str] = (),
+        object_catalog: str | None = None,
+        object_column_map: str | dict[str, Any] | None = None,
     ) -> Release:
         """Register a data release.
 
@@ -179,6 +181,10 @@ class Registry:
             Everyone sees the release's products.
         access_groups : iterable of str
             When not public, members of these groups see its products.
+        object_catalog : str or None
+            The release's object catalog (HATS collection with margin cache), for the Training Set Maker.
+        object_column_map : str, dict or None
+            Its photometry columns (a ``pzlib.catalog.COLUMN_MAPS`` preset or ColumnMap fields).
 
         Raises
         ------
@@ -201,6 +207,8 @@ class Registry:
                     description=checks.description(description),
                     is_public=bool(is_public),
                     created_at=queries.now(),
+                    object_catalog=checks.optional_text(object_catalog, "object_catalog", 4096),
+                    object_column_map=checks.column_map(object_column_map),
                 )
                 .returning(_releases.c.id)
             ).scalar_one()
@@ -215,8 +223,13 @@ class Registry:
         description: str | None = None,
         is_public: bool | None = None,
         access_groups: Iterable[str] | None = None,
+        object_catalog: str | None | Unset = UNSET,
+        object_column_map: str | dict[str, Any] | None | Unset = UNSET,
     ) -> Release:
-        """Change a release's names, visibility or access groups; ``None`` leaves a field as it is.
+        """Change a release's names, visibility, access groups or object catalog.
+
+        ``None`` leaves a name, the visibility or the groups as they are; for the object catalog fields
+        ``UNSET`` leaves them and ``None`` clears them.
 
         Raises
         ------
@@ -230,6 +243,10 @@ class Registry:
             values["description"] = checks.description(description)
         if is_public is not None:
             values["is_public"] = bool(is_public)
+        if object_catalog is not UNSET:
+            values["object_catalog"] = checks.optional_text(object_catalog, "object_catalog", 4096)
+        if object_column_map is not UNSET:
+            values["object_column_map"] = checks.column_map(object_column_map)
         groups = None if access_groups is None else checks.group_names(access_groups)
         with self.engine.begin() as connection:
             current = queries.find_release(connection, checks.reference(release, "release"))
@@ -916,6 +933,20 @@ class Registry:
             found = queries.process_by_id(connection, process_id)
         if found is None or not (user.is_admin or found.owner_id == user.id):
             raise NotFound(f"process {process_id!r} does not exist or is not yours")
+        return found
+
+    def find_process(self, process_id: int) -> Process:
+        """The process with this id, whoever requested it (for the platform's own tasks).
+
+        Raises
+        ------
+        NotFound
+            No such process.
+        """
+        with self.engine.connect() as connection:
+            found = queries.process_by_id(connection, process_id)
+        if found is None:
+            raise NotFound(f"process {process_id!r} does not exist")
         return found
 
     def update_process(

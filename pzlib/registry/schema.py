@@ -217,6 +217,10 @@ releases = Table(
     Column("description", Text, nullable=False, default=""),
     Column("is_public", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The release's object catalog (a HATS collection with its margin cache) and its photometry columns: what
+    # the Training Set Maker cross-matches spec-z catalogs with.
+    Column("object_catalog", Text),
+    Column("object_column_map", JSON),
 )
 
 release_groups = Table(

@@ -157,9 +157,11 @@ def test_pz_compute_column_map_presets_are_pzlibs(dagbag_report):
 
 
 CROSSMATCH_DAGS = {
-    "training_set_maker": ["check_request", "make_training_set"],
-    "combine_redshift_catalogs": ["check_request", "combine_catalogs"],
+    "training_set_maker": ["check_request", "make_training_set", "publish_to_pzserver"],
+    "combine_redshift_catalogs": ["check_request", "combine_catalogs", "publish_to_pzserver"],
 }
+PROCESS_PARAM = "pzserver_process"
+"""The param the PZ Server sets on the runs of its processes (pzlib.registry.process_runs.PROCESS_PARAM)."""
 
 
 def _crossmatch_config(dag_id: str):
@@ -179,7 +181,8 @@ def test_crossmatch_dags_run_on_request_only(dagbag_report, dag_id):
 
 @pytest.mark.parametrize("dag_id", sorted(CROSSMATCH_DAGS))
 def test_crossmatch_dag_params_are_the_config_fields(dagbag_report, dag_id):
-    params = dagbag_report["dags"][dag_id]["params"]
+    params = dict(dagbag_report["dags"][dag_id]["params"])
+    assert params.pop(PROCESS_PARAM)["default"] is None
     config_fields = _crossmatch_config(dag_id).params_schema()["properties"]
     assert set(params) == set(config_fields)
     for name, field_schema in config_fields.items():
@@ -193,7 +196,8 @@ def test_crossmatch_dag_defaults_are_a_valid_request_on_the_sample(dagbag_report
 
     from pzlib.crossmatch.sample_data import OBJECT_COLUMN_MAP, REFERENCE_COLUMNS, SURVEYS
 
-    defaults = {name: param["default"] for name, param in dagbag_report["dags"][dag_id]["params"].items()}
+    defaults = {name: param["default"] for name, param in dagbag_report["dags"][dag_id]["params"].items()
+                if name != PROCESS_PARAM}
     config = _crossmatch_config(dag_id).from_params(defaults)
     if dag_id == "training_set_maker":
         assert Path(config.specz_catalog).name == "specz_reference.parquet"

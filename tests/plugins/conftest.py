@@ -1,9 +1,9 @@
 """Fixtures of the PZ Server app tests: the app mounted at /pzserver as Airflow mounts it, over a registry on
 SQLite or Postgres (``fixtures.registry``) and local storage, with users, API tokens and tables of every format.
 
-Airflow JWTs are checked by the api-server's auth manager, which needs Airflow's metadata DB; in-process the
-app gets a stand-in resolver (``airflow_logins``) and the real one is exercised against the running api-server
-in test_pzserver_client.py.
+Airflow JWTs are checked by the api-server's auth manager, and processes run as DAG runs in Airflow's metadata
+DB; in-process the app gets stand-ins (``AirflowLogins``, ``RecordedDagRuns``) and the real ones are exercised
+against the running api-server in test_pzserver_client.py.
 """
 
 from __future__ import annotations
@@ -51,6 +51,29 @@ class AirflowLogins:
         return self.identities[token]
 
 
+class RecordedDagRuns:
+    """Stand-in for Airflow's DAG runs: records triggers and stops; a test sets a run's state."""
+
+    def __init__(self):
+        self.triggered: list[dict] = []
+        self.states: dict[str, str | None] = {}
+        self.stopped: list[str] = []
+        self.refuse: Exception | None = None
+
+    def trigger(self, dag_id: str, run_id: str, conf: dict, user: str) -> None:
+        if self.refuse is not None:
+            raise self.refuse
+        self.triggered.append({"dag_id": dag_id, "run_id": run_id, "conf": conf, "user": user})
+        self.states[run_id] = "queued"
+
+    def state(self, dag_id: str, run_id: str) -> str | None:
+        return self.states.get(run_id)
+
+    def stop(self, dag_id: str, run_id: str) -> None:
+        self.stopped.append(run_id)
+        self.states[run_id] = "failed"
+
+
 @dataclass
 class Server:
     """The mounted app, its services and a few users with API tokens."""
@@ -62,6 +85,7 @@ class Server:
     logins: AirflowLogins
     tokens: dict[str, str]
     """API token key of each user made by ``user``."""
+    dag_runs: RecordedDagRuns
 
     def user(self, username: str, *, admin: bool = False, groups: tuple[str, ...] = ()) -> dict[str, str]:
         """Create a user and return the headers that authenticate as them."""
@@ -89,11 +113,13 @@ def server(registry: Registry, tmp_path: Path) -> Iterator[Server]:
     storage = open_storage(str(tmp_path / "storage"))
     context = ServerContext.open(registry, storage, upload_limit_bytes=UPLOAD_LIMIT_BYTES)
     logins = AirflowLogins()
-    app = create_app(context=context, airflow_token_resolver=logins)
+    dag_runs = RecordedDagRuns()
+    app = create_app(context=context, airflow_token_resolver=logins, dag_runs=dag_runs,
+                     process_dir=tmp_path / "processes")
     airflow = FastAPI()
     airflow.mount("/pzserver", app)
     with TestClient(airflow) as client:
-        yield Server(client, app, context, logins, {})
+        yield Server(client, app, context, logins, {}, dag_runs)
 
 
 @pytest.fixture

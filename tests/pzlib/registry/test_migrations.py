@@ -78,3 +78,21 @@ def test_registry_migrates_on_opening_unless_told_not_to(empty_engine: Engine) -
 
     assert current_version(empty_engine) == LATEST_VERSION
     assert registry.get_product_type("other").display_name == "Other"
+
+
+def test_step_2_adds_the_release_object_catalog_to_a_version_1_database(empty_engine: Engine) -> None:
+    migrate(empty_engine)
+    registry = Registry(empty_engine)
+    registry.create_release("dp1", "Data Preview 1")
+    with empty_engine.begin() as connection:
+        for column in ("object_catalog", "object_column_map"):
+            connection.exec_driver_sql(f"ALTER TABLE releases DROP COLUMN {column}")
+        connection.execute(delete(schema_version).where(schema_version.c.version == 2))
+    assert current_version(empty_engine) == 1
+
+    assert migrate(empty_engine) == LATEST_VERSION
+
+    columns = {column["name"] for column in inspect(empty_engine).get_columns("releases")}
+    assert {"object_catalog", "object_column_map"} <= columns
+    updated = registry.update_release("dp1", object_catalog="/data/dp1/objects", object_column_map="dm_gaap")
+    assert (updated.name, updated.object_catalog, updated.object_column_map) == ("dp1", "/data/dp1/objects", "dm_gaap")

@@ -175,6 +175,21 @@ def test_releases_are_updated_and_bad_ones_refused(registry: Registry, bob: User
         registry.update_release("dr9", is_public=True)
 
 
+def test_a_release_records_its_object_catalog_for_the_training_set_maker(registry: Registry) -> None:
+    column_map = {"value_template": "mag_{band}", "error_template": "magerr_{band}"}
+    release = registry.create_release("dp1", "Data Preview 1", object_catalog=" /data/dp1/objects ",
+                                      object_column_map=column_map)
+    assert (release.object_catalog, release.object_column_map) == ("/data/dp1/objects", column_map)
+
+    renamed = registry.update_release("dp1", display_name="DP1")
+    assert (renamed.object_catalog, renamed.object_column_map) == ("/data/dp1/objects", column_map)
+    assert registry.update_release("dp1", object_column_map="dm_gaap").object_column_map == "dm_gaap"
+    cleared = registry.update_release("dp1", object_catalog=None, object_column_map=None)
+    assert (cleared.object_catalog, cleared.object_column_map) == (None, None)
+    with pytest.raises(InvalidInput, match="object_column_map"):
+        registry.update_release("dp1", object_column_map=["mag_g"])
+
+
 # Products: creation
 
 
