@@ -28,7 +28,14 @@ from airflow.sdk import Param, dag, get_current_context, task
 
 from pzlib.config import load_settings
 from pzlib.crossmatch.config import TsmConfig
-from pzlib.registry.process_runs import PROCESS_PARAM, run_finished, run_started, task_failed
+from pzlib.registry.process_runs import (
+    PROCESS_PARAM,
+    PROCESS_PARAM_SCHEMA,
+    request_params,
+    run_finished,
+    run_started,
+    task_failed,
+)
 
 SAMPLE_DIR = load_settings().state_dir / "crossmatch" / "dc2-sample"
 """Where pzlib.crossmatch.sample_data builds the sample the defaults use (on first use)."""
@@ -91,23 +98,14 @@ PARAMS = {
     "output_format": _param("output_format", "parquet", "Output format",
                             "parquet, csv, or hats (a HATS collection with margin cache)."),
     "workers": _param("workers", 2, "Threads", "Threads of the local Dask scheduler running the cross-match."),
+    PROCESS_PARAM: Param(None, **PROCESS_PARAM_SCHEMA),
 }
 
-
-PARAMS[PROCESS_PARAM] = Param(
-    None, type=["integer", "null"], title="PZ Server process",
-    description="Set by the PZ Server when it starts this run for a process: the output becomes the process's "
-    "product. Null for runs started from Airflow.")
-
-
-def _params() -> dict:
-    """The running task's DAG run params (they never change in a run)."""
-    return dict(get_current_context()["params"])
 
 
 def _config() -> TsmConfig:
     """The TsmConfig of the running task's DAG run, rebuilt from its params (they never change in a run)."""
-    return TsmConfig.from_params({name: value for name, value in _params().items() if name != PROCESS_PARAM})
+    return TsmConfig.from_params(request_params(get_current_context()["params"]))
 
 
 @dag(
@@ -127,7 +125,7 @@ def training_set_maker():
         from pzlib.crossmatch.tsm import check_inputs
 
         config = _config()
-        run_started(_params())
+        run_started(get_current_context()["params"])
         provide_sample_data([config.specz_catalog, config.object_catalog], SAMPLE_DIR)
         return check_inputs(config).to_dict()
 
@@ -141,7 +139,7 @@ def training_set_maker():
     @task
     def publish_to_pzserver(report: dict) -> dict | None:
         """When the run carries out a PZ Server process: register the output as its product and publish it."""
-        return run_finished(_params(), report)
+        return run_finished(get_current_context()["params"], report)
 
     check_request() >> publish_to_pzserver(make_training_set())
 

@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 
 PROCESS_PARAM = "pzserver_process"
 """The DAG param carrying the id of the process a run carries out (null for runs started elsewhere)."""
+PROCESS_PARAM_SCHEMA = {
+    "type": ["integer", "null"], "title": "PZ Server process",
+    "description": "Set by the PZ Server when it starts this run for a process: the output becomes the process's "
+                   "product. Null for runs started from Airflow.",
+}
+"""JSON schema and words of that param in the DAGs' trigger form."""
 
 FLAGS_FILE_FIELD = "flags_translation_file"
 """Multipart field (and parameter) of a Combine Redshift Catalogs request's flag translation file."""
@@ -356,6 +362,11 @@ def platform_files() -> ProductFiles:
     return ProductFiles.from_settings(load_settings())
 
 
+def request_params(params: Any) -> dict[str, Any]:
+    """A DAG run's params without :data:`PROCESS_PARAM`: the request its config class checks."""
+    return {name: value for name, value in dict(params).items() if name != PROCESS_PARAM}
+
+
 def run_started(params: dict[str, Any]) -> None:
     """A DAG run with these params started its work (marks its process Running, if it carries one out)."""
     if params.get(PROCESS_PARAM) is not None:
@@ -482,5 +493,18 @@ def _set_output_status(registry, process: Process, status: ProductStatus) -> Non
         pass
 
 
-__all__ = ["FLAGS_FILE_FIELD", "PROCESS_PARAM", "DagRuns", "ProcessRuns", "mark_failed", "mark_running",
-           "platform_files", "publish_output", "run_finished", "run_started", "task_failed"]
+__all__ = [
+    "FLAGS_FILE_FIELD",
+    "PROCESS_PARAM",
+    "PROCESS_PARAM_SCHEMA",
+    "DagRuns",
+    "ProcessRuns",
+    "mark_failed",
+    "mark_running",
+    "platform_files",
+    "publish_output",
+    "request_params",
+    "run_finished",
+    "run_started",
+    "task_failed",
+]
