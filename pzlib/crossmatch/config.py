@@ -100,6 +100,33 @@ def _fingerprint(values: dict) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class _OutputRequest:
+    """What both requests share: an output named ``output_name`` in ``output_dir``, in ``output_format``, with
+    its report beside it; params as JSON-like values."""
+
+    output_dir: str
+    output_name: str
+    output_format: str
+
+    @property
+    def output_path(self) -> Path:
+        suffix = "" if self.output_format == "hats" else f".{self.output_format}"
+        return local_path(self.output_dir) / f"{self.output_name}{suffix}"
+
+    @property
+    def report_path(self) -> Path:
+        return local_path(self.output_dir) / f"{self.output_name}.report.json"
+
+    def to_params(self) -> dict:
+        return asdict(self)
+
+    def _output_shaping_params(self) -> dict:
+        """The params without ``workers``, which changes how fast, not what."""
+        values = self.to_params()
+        values.pop("workers")
+        return values
+
+
 @dataclass
 class SpeczColumns:
     """Which columns of a spec-z catalog hold the PZ Server's column roles (its "column association")."""
@@ -165,7 +192,7 @@ class SpeczColumns:
 
 
 @dataclass
-class TsmConfig:
+class TsmConfig(_OutputRequest):
     """A Training Set Maker request: a spec-z catalog cross-matched with a release's object catalog.
 
     Examples
@@ -281,23 +308,9 @@ class TsmConfig:
         photometry = self.photometry_map()
         return photometry.id_column if photometry else "id"
 
-    @property
-    def output_path(self) -> Path:
-        suffix = "" if self.output_format == "hats" else f".{self.output_format}"
-        return local_path(self.output_dir) / f"{self.output_name}{suffix}"
-
-    @property
-    def report_path(self) -> Path:
-        return local_path(self.output_dir) / f"{self.output_name}.report.json"
-
     def fingerprint(self) -> str:
         """Hash of everything that shapes the output (not ``workers``), recorded in the report."""
-        values = self.to_params()
-        values.pop("workers")
-        return _fingerprint(values)
-
-    def to_params(self) -> dict:
-        return asdict(self)
+        return _fingerprint(self._output_shaping_params())
 
     @classmethod
     def from_params(cls, params: dict) -> TsmConfig:
@@ -377,7 +390,7 @@ class SpeczInput:
 
 
 @dataclass
-class CrcConfig:
+class CrcConfig(_OutputRequest):
     """A Combine Redshift Catalogs request: N spec-z catalogs into one, duplicates marked or removed.
 
     Examples
@@ -449,24 +462,10 @@ class CrcConfig:
             return DEFAULT_FLAG_TRANSLATION_FILE
         return local_path(self.flag_translation_file)
 
-    @property
-    def output_path(self) -> Path:
-        suffix = "" if self.output_format == "hats" else f".{self.output_format}"
-        return local_path(self.output_dir) / f"{self.output_name}{suffix}"
-
-    @property
-    def report_path(self) -> Path:
-        return local_path(self.output_dir) / f"{self.output_name}.report.json"
-
     def fingerprint(self) -> str:
         """Hash of everything that shapes the output (not ``workers``), the translation table's text included."""
-        values = self.to_params()
-        values.pop("workers")
-        values["flag_translation_text"] = self.translation_file.read_text()
-        return _fingerprint(values)
-
-    def to_params(self) -> dict:
-        return asdict(self)
+        return _fingerprint({**self._output_shaping_params(),
+                             "flag_translation_text": self.translation_file.read_text()})
 
     @classmethod
     def from_params(cls, params: dict) -> CrcConfig:
