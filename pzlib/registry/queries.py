@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, delete, func, insert, or_, select, true, update
+from sqlalchemy import Column, ColumnElement, Connection, Row, and_, delete, func, insert, or_, select, true, update
 
 from pzlib.registry import checks, schema
 from pzlib.registry.errors import AlreadyExists, InvalidInput, MissingColumns, NotFound, PermissionDenied
@@ -107,18 +107,13 @@ def find_release(connection: Connection, reference: int | str) -> Release | None
     ).one_or_none()
     if row is None:
         return None
-    groups = connection.scalars(
-        select(schema.release_groups.c.group_name)
-        .where(schema.release_groups.c.release_id == row.id)
-        .order_by(schema.release_groups.c.group_name)
-    )
     return Release(
         id=row.id,
         name=row.name,
         display_name=row.display_name,
         description=row.description,
         is_public=row.is_public,
-        access_groups=tuple(groups),
+        access_groups=_group_names(connection, schema.release_groups.c.release_id, row.id),
         created_at=_utc(row.created_at),
         object_catalog=row.object_catalog,
         object_column_map=row.object_column_map,
@@ -142,12 +137,20 @@ def accessible_release(connection: Connection, user: User, reference: int | str)
 
 def replace_release_groups(connection: Connection, release_id: int, groups: tuple[str, ...]) -> None:
     """Make ``groups`` the release's access groups."""
-    table = schema.release_groups
-    connection.execute(delete(table).where(table.c.release_id == release_id))
+    _replace_groups(connection, schema.release_groups.c.release_id, release_id, groups)
+
+
+def _group_names(connection: Connection, owner_column: Column, owner_id: int) -> tuple[str, ...]:
+    """Sorted group names of a release or user, from the group table ``owner_column`` belongs to."""
+    names = owner_column.table.c.group_name
+    return tuple(connection.scalars(select(names).where(owner_column == owner_id).order_by(names)))
+
+
+def _replace_groups(connection: Connection, owner_column: Column, owner_id: int, groups: tuple[str, ...]) -> None:
+    table = owner_column.table
+    connection.execute(delete(table).where(owner_column == owner_id))
     if groups:
-        connection.execute(
-            insert(table), [{"release_id": release_id, "group_name": group} for group in groups]
-        )
+        connection.execute(insert(table), [{owner_column.name: owner_id, "group_name": group} for group in groups])
 
 
 # Products
@@ -458,25 +461,17 @@ def find_user(connection: Connection, reference: int | str) -> User | None:
     ).one_or_none()
     if row is None:
         return None
-    groups = connection.scalars(
-        select(schema.user_groups.c.group_name)
-        .where(schema.user_groups.c.user_id == row.id)
-        .order_by(schema.user_groups.c.group_name)
-    )
     return User(
         id=row.id,
         username=row.username,
         first_name=row.first_name,
         last_name=row.last_name,
         is_admin=row.is_admin,
-        groups=tuple(groups),
+        groups=_group_names(connection, schema.user_groups.c.user_id, row.id),
         created_at=_utc(row.created_at),
     )
 
 
 def replace_user_groups(connection: Connection, user_id: int, groups: tuple[str, ...]) -> None:
     """Make ``groups`` the user's access groups."""
-    table = schema.user_groups
-    connection.execute(delete(table).where(table.c.user_id == user_id))
-    if groups:
-        connection.execute(insert(table), [{"user_id": user_id, "group_name": group} for group in groups])
+    _replace_groups(connection, schema.user_groups.c.user_id, user_id, groups)
