@@ -5,11 +5,12 @@ per estimator; stage III estimates the partitions — with backend 'local', ever
 its own mapped task, so a failing partition fails alone and clearing it recomputes only that partition; with
 backend 'slurm', each estimator is one deferrable task running one job array on the cluster (SSH settings
 from the Airflow connection ``pz_slurm``; see ``pzlib.cluster.airflow``); stage IV assembles each estimator's
-photo-z catalog and its metrics. The run is fully described by its params, checked against the schema
-below when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by
+photo-z catalog, its metrics and validation report, and publishes the report in the PZ Server as a
+``validation_results`` product (param ``publish``; owned by the ``owner`` param's user, by default the platform
+user ``pz-compute``; a rerun replaces the run's product). The run is fully described by its params, checked
+against the schema below when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by
 ``pzlib.pipeline.RunSpec.from_params`` when it starts. The defaults describe the DC2 sample release of the
-embedded default; the yearly schedule reprocesses that release, and any other release is a trigger with
-conf.
+embedded default; the yearly schedule reprocesses that release, and any other release is a trigger with conf.
 
 All the work is in ``pzlib.pipeline``; it is imported inside the tasks so that parsing this file stays
 cheap (the dag-processor re-parses it every ``min_file_process_interval``).
@@ -123,6 +124,19 @@ PARAMS = {
         title="RAIL options",
         description='Extra RAIL configuration per estimator, e.g. {"fzboost": {"nbump": 5}}.',
     ),
+    "publish": Param(
+        True,
+        type="boolean",
+        title="Publish the validation reports",
+        description="Stage IV registers each estimator's validation report as a product of the PZ Server.",
+    ),
+    "owner": Param(
+        None,
+        type=["string", "null"],
+        pattern=r"^[\w.@+-]{1,150}$",
+        title="Owner of the published products",
+        description="An existing PZ Server user; empty: the platform user 'pz-compute'.",
+    ),
     "resources": Param(
         {},
         type="object",
@@ -157,8 +171,13 @@ def pz_compute():
     def stage_1_acquire():
         @task
         def check_run() -> list[str]:
-            """Fail before any work if the params do not describe a run; return its estimators."""
-            return _run_spec().estimators
+            """Fail before any work if the params do not describe a run or name an unknown owner; return its
+            estimators."""
+            from pzlib.pipeline import check_publishing
+
+            spec = _run_spec()
+            check_publishing(spec)
+            return spec.estimators
 
         @task
         def partition_input() -> list[str]:
@@ -225,7 +244,24 @@ def pz_compute():
             output_paths = [str(spec.partition_output(estimator, path)) for path in partition_paths]
             return {"estimator": estimator, **assemble(spec, estimator, output_paths)}
 
-        assemble_catalog.partial(partition_paths=partition_paths).expand(model=models)
+        @task(map_index_template="{{ map_label }}")
+        def publish_report(assembled: dict) -> dict:
+            """Publish the estimator's validation report in the PZ Server; a rerun replaces the same product."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from pzlib.pipeline import publish_validation
+
+            context = get_current_context()
+            context["map_label"] = assembled["estimator"]
+            dag_run = context["dag_run"]
+            published = publish_validation(_run_spec(), assembled["estimator"],
+                                           triggered_by=dag_run.triggering_user_name, run_id=dag_run.run_id)
+            if published is None:
+                raise AirflowSkipException("nothing to publish: param publish is off, or the input has no truth")
+            return published
+
+        assembled = assemble_catalog.partial(partition_paths=partition_paths).expand(model=models)
+        publish_report.expand(assembled=assembled)
 
     estimators, partition_paths = stage_1_acquire()
     models = stage_2_train(estimators)

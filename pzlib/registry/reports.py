@@ -4,6 +4,8 @@
 Layout of a report product: ``metrics.json`` (the science metrics, the GX summary and the provenance) is its
 main file; ``gx_results.json`` and the PNG plots are auxiliary files under their own names. ``read_report``
 finds them by name, whatever their role, so a report uploaded by hand with the same file names reads the same.
+``replace_report`` puts a rebuilt report into the product it was published as (same id and names), as a
+rerun of a pipeline does.
 
 Examples
 --------
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pzlib.registry.checks import UNSET, Unset
 from pzlib.registry.errors import InvalidInput, NotFound
 from pzlib.registry.records import Product, ProductFile, User
 from pzlib.registry.registration import ProductFiles
@@ -83,6 +86,7 @@ def publish_report(
     description: str = "",
     official: bool = False,
     pz_code: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> Product:
     """Publish a report folder as a ``validation_results`` product (all or nothing).
 
@@ -94,7 +98,7 @@ def publish_report(
         The product's owner (an admin, for an official product).
     folder : path-like
         A folder written by ``pzlib.validate.report.build_report``; its JSON and PNG files are uploaded.
-    display_name, release, description, official, pz_code
+    display_name, release, description, official, pz_code, provenance
         As ``Registry.create_product``.
 
     Returns
@@ -106,28 +110,72 @@ def publish_report(
     ------
     InvalidInput
         The folder holds no ``metrics.json``, or the registry refuses a field; nothing is stored then.
+    AlreadyExists
+        ``user`` has a product named ``display_name``: see ``replace_report``.
     """
-    folder = Path(folder)
-    if not (folder / METRICS_FILE).is_file():
-        raise InvalidInput(f"{folder} holds no {METRICS_FILE}: give the folder build_report wrote")
-    auxiliary = sorted(
-        (path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in _REPORT_SUFFIXES
-         and path.name != METRICS_FILE),
-        key=lambda path: _plot_position(path.name),
-    )
+    report_files = _report_files(Path(folder))
     product = files.registry.create_product(
         user, display_name=display_name, product_type=REPORT_PRODUCT_TYPE, release=release,
-        description=description, official=official, pz_code=pz_code,
+        description=description, official=official, pz_code=pz_code, provenance=provenance,
     )
     try:
-        for path, role in [(folder / METRICS_FILE, FileRole.MAIN), *((path, FileRole.AUXILIARY) for path in auxiliary)]:
-            with open(path, "rb") as content:
-                files.upload(user, product.id, name=path.name, content=content, role=role,
-                             mime_type="image/png" if path.suffix.lower() == ".png" else "application/json")
+        _upload(files, user, product.id, report_files)
         return files.registry.update_product(user, product.id, status=ProductStatus.PUBLISHED)
     except BaseException:
         files.delete_product(user, product.id)
         raise
+
+
+def replace_report(
+    files: ProductFiles,
+    user: User,
+    product: int | str,
+    folder: str | os.PathLike,
+    *,
+    description: str | Unset = UNSET,
+    pz_code: str | None | Unset = UNSET,
+    provenance: dict[str, Any] | None | Unset = UNSET,
+) -> Product:
+    """Replace the files of a report product by those of a report folder, keeping its id and names.
+
+    What a pipeline does when it rebuilds the report of a run it published before: links to the product stay
+    valid. The product is ``Registering`` while its files change and ``Published`` again at the end; when an
+    upload fails it stays ``Registering`` (never shown published with half its files), and replacing again
+    repairs it.
+
+    Parameters
+    ----------
+    files, user, folder
+        As ``publish_report``; ``user`` must be the product's owner or an admin.
+    product : int or str
+        Id or internal name of a ``validation_results`` product.
+    description, pz_code, provenance
+        New values; left ``UNSET``, they keep theirs.
+
+    Returns
+    -------
+    Product
+        The published product.
+
+    Raises
+    ------
+    InvalidInput
+        The folder holds no ``metrics.json``, or the product is not a validation report; nothing is changed then.
+    NotFound, PermissionDenied
+        The product is not visible to ``user``, or not ``user``'s to change.
+    """
+    report_files = _report_files(Path(folder))
+    record = files.registry.get_product(user, product)
+    if record.product_type_name != REPORT_PRODUCT_TYPE:
+        raise InvalidInput(
+            f"product {record.internal_name} is a {record.product_type_name} product, not a validation report"
+        )
+    files.registry.update_product(user, record.id, status=ProductStatus.REGISTERING, description=description,
+                                  pz_code=pz_code, provenance=provenance)
+    for stored in files.registry.list_files(user, record.id):
+        files.delete_file(user, stored.id)
+    _upload(files, user, record.id, report_files)
+    return files.registry.update_product(user, record.id, status=ProductStatus.PUBLISHED)
 
 
 def read_report(files: ProductFiles, user: User, product: int | str) -> StoredReport:
@@ -173,6 +221,25 @@ def report_plot(files: ProductFiles, user: User, product: int | str, name: str) 
     raise NotFound(f"product {record.internal_name} has no plot named {name!r}")
 
 
+def _report_files(folder: Path) -> list[tuple[Path, FileRole]]:
+    """The files of a report folder to upload: ``metrics.json`` (main) first, then the others in display order."""
+    if not (folder / METRICS_FILE).is_file():
+        raise InvalidInput(f"{folder} holds no {METRICS_FILE}: give the folder build_report wrote")
+    auxiliary = sorted(
+        (path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in _REPORT_SUFFIXES
+         and path.name != METRICS_FILE),
+        key=lambda path: _plot_position(path.name),
+    )
+    return [(folder / METRICS_FILE, FileRole.MAIN), *((path, FileRole.AUXILIARY) for path in auxiliary)]
+
+
+def _upload(files: ProductFiles, user: User, product_id: int, report_files: list[tuple[Path, FileRole]]) -> None:
+    for path, role in report_files:
+        with open(path, "rb") as content:
+            files.upload(user, product_id, name=path.name, content=content, role=role,
+                         mime_type="image/png" if path.suffix.lower() == ".png" else "application/json")
+
+
 def _is_plot(stored: ProductFile) -> bool:
     return not stored.is_directory and stored.name.lower().endswith(".png")
 
@@ -204,5 +271,6 @@ __all__ = [
     "StoredReport",
     "publish_report",
     "read_report",
+    "replace_report",
     "report_plot",
 ]

@@ -3,9 +3,10 @@
 A suite is a YAML file in ``include/expectations/`` (one per product type or stage output:
 ``stage1_partition``, ``photoz_table``, ``training_set``, ``specz_catalog``) listing Great Expectations 1.x
 expectations by their snake-case type and kwargs, plus what our code adds: parameters filled from the
-caller's context (``$name``), loops over bands or columns (``for_each``), optional columns, a role → column
-mapping, and derived columns that numpy computes from list columns (a PDF's minimum and integral) so GX
-checks them like any other. :func:`validate_table` expands a suite against one table, runs it with GX
+caller's context (``$name``), loops over bands or columns (``for_each``), optional columns, values an
+expectation leaves unchecked (``ignore_values``, e.g. the non-detection sentinel), a role → column mapping,
+and derived columns that numpy computes from list columns (a PDF's minimum and integral) so GX checks them
+like any other. :func:`validate_table` expands a suite against one table, runs it with GX
 (ephemeral context, pandas data source, one whole-dataframe batch definition, built once per process) and
 returns a :class:`ValidationReport` that names, for each failing expectation, its column, unexpected count
 and a few example values with their object ids. :func:`check_table` and :func:`check_file` raise
@@ -13,8 +14,11 @@ and a few example values with their object ids. :func:`check_table` and :func:`c
 
 Kept fast for production partitions: only the columns a suite uses are converted to pandas (the PDF list
 column never is), float32 columns are compared to bounds as float64 (GX's vectorized path; float32 goes
-value by value through Python), and GX is asked for a summary result (its per-row id lists cost seconds when
-many rows fail).
+value by value through Python), ignored values are masked as nulls rather than filtered out by a GX row
+condition (which filters the whole frame once per metric), the PDF summaries of ``cdf8`` tables are integer
+sums, and GX is asked for its basic result (counts and a few values: a third fewer metrics to plan and compute
+than a summary), then, only for the expectations that failed, for a summary result, whose row indices give the
+example ids (never for a complete result: its per-row id lists cost seconds when many rows fail).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ PDF_STRUCTURE_EXPECTATION = "expect_pdf_column_on_qp_grid"
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 _COLUMN_LIST_KWARGS = ("column_list", "column_set")
 _SUITE_KEYS = {"name", "description", "parameters", "derived_columns", "expectations"}
-_EXPECTATION_KEYS = {"type", "kwargs", "description", "for_each", "optional"}
+_EXPECTATION_KEYS = {"type", "kwargs", "description", "for_each", "optional", "ignore_values"}
 _DTYPE_EXPECTATIONS = {"expect_column_to_exist", "expect_column_values_to_be_of_type",
                        "expect_column_values_to_be_in_type_list"}
 _PDF_BLOCK_ROWS = 16_384
@@ -279,8 +283,15 @@ def validate_table(table: pa.Table, suite: str, context: dict | None = None, sou
     # GX checks dtypes on the frame as converted, but compares only float64 columns to bounds vectorized
     # (float32 ones go value by value through Python): dtype checks see the table's own dtypes, the rest
     # a float64 copy of the float32 columns.
+    # Values an expectation ignores are nulls to GX (which checks no null) in a frame of the columns concerned:
+    # a row condition would make GX filter the whole frame once per metric.
     dtype_expectations, value_expectations = plan.split(_DTYPE_EXPECTATIONS)
-    for expectations, batch_frame in ((dtype_expectations, frame), (value_expectations, _widened(frame))):
+    widened = _widened(frame)
+    plain_expectations, masked_groups = plan.masked(value_expectations)
+    batches = [(dtype_expectations, frame), (plain_expectations, widened)]
+    batches += [(group, _masked(widened, {expectation.column for expectation in group}, ignored))
+                for ignored, group in masked_groups.items()]
+    for expectations, batch_frame in batches:
         if expectations:
             result = _validate_frame(batch_frame, definition.name, expectations)
             gx_results.append(result.to_json_dict())
@@ -367,6 +378,17 @@ class _Plan:
         pairs = list(zip(self.configurations, self.expectations, strict=True))
         return ([e for c, e in pairs if c.type in types], [e for c, e in pairs if c.type not in types])
 
+    def masked(self, expectations: list) -> tuple[list, dict[tuple, list]]:
+        """(the ``expectations`` without ``ignore_values``, the others grouped by the values they ignore)."""
+        plain, groups = [], {}
+        for expectation in expectations:
+            ignored = (expectation.meta or {}).get("ignore_values")
+            if ignored:
+                groups.setdefault(tuple(ignored), []).append(expectation)
+            else:
+                plain.append(expectation)
+        return plain, groups
+
 
 def _context_values(definition: SuiteDefinition, context: dict, schema: pa.Schema) -> tuple[dict, _RoleMap]:
     """(parameters, role → column mapping) from the suite's defaults, the table and the caller's context."""
@@ -403,6 +425,7 @@ def _expand(definition: SuiteDefinition, parameters: dict, columns: _RoleMap, pr
             try:
                 names = {**_scalars(parameters), **variables}
                 kwargs = _resolve(entry.get("kwargs") or {}, names, parameters)
+                ignored = _resolve(entry.get("ignore_values") or [], names, parameters)
             except _MissingParameter as missing:
                 plan.skipped.append(f"{_label(entry['type'], _columns_only(entry, variables, columns))}: "
                                     f"parameter {missing} not given")
@@ -410,10 +433,14 @@ def _expand(definition: SuiteDefinition, parameters: dict, columns: _RoleMap, pr
             except (KeyError, IndexError, ValueError) as error:
                 raise ValueError(f"{definition.path}: expectation {position} ({entry['type']}): "
                                  f"cannot fill {error}") from None
-            entries.append((position, entry, _rename_columns(kwargs, columns)))
-    existence_checked = {kwargs["column"] for _, entry, kwargs in entries
+            if not isinstance(ignored, list) or not all(isinstance(value, int | float) for value in ignored) \
+                    or (ignored and not isinstance(kwargs.get("column"), str)):
+                raise ValueError(f"{definition.path}: expectation {position} ({entry['type']}): ignore_values "
+                                 f"takes a list of numbers, on an expectation of one column; got {ignored!r}")
+            entries.append((position, entry, _rename_columns(kwargs, columns), ignored))
+    existence_checked = {kwargs["column"] for _, entry, kwargs, _ in entries
                          if entry["type"] == "expect_column_to_exist"}
-    for position, entry, kwargs in entries:
+    for position, entry, kwargs, ignored in entries:
         missing = [c for c in _columns_of(kwargs) if c not in available]
         if missing and entry.get("optional"):
             plan.skipped.append(f"{_label(entry['type'], kwargs)}: optional column {missing[0]!r} absent")
@@ -425,7 +452,8 @@ def _expand(definition: SuiteDefinition, parameters: dict, columns: _RoleMap, pr
         try:
             configuration = ExpectationConfiguration(type=entry["type"], kwargs=kwargs,
                                                      description=entry.get("description"),
-                                                     meta={"suite_entry": position})
+                                                     meta={"suite_entry": position,
+                                                           **({"ignore_values": ignored} if ignored else {})})
             expectation = configuration.to_domain_obj()  # checks the type and its kwargs, naming the entry
         except Exception as error:
             raise ValueError(f"{definition.path}: expectation {position} ({entry['type']}): "
@@ -524,6 +552,9 @@ def _pdf_min(block: np.ndarray, weights: np.ndarray) -> np.ndarray:
 
 
 def _pdf_integral(block: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    if block.dtype.kind == "u":
+        # cdf8 steps, all of the same weight: an integer sum is 6x faster than a float product
+        return block.sum(axis=1, dtype=np.uint32) * weights[0]
     return block @ weights
 
 
@@ -609,6 +640,15 @@ def _widened(frame):
     return frame.astype({name: np.float64 for name in narrow}, copy=False) if narrow else frame
 
 
+def _masked(frame, columns: set[str], ignored: tuple):
+    """The ``columns`` of ``frame`` with the ``ignored`` values made NaN (same index: example rows keep their
+    positions)."""
+    import pandas as pd
+
+    return pd.DataFrame({name: frame[name].mask(frame[name].isin(ignored)) for name in sorted(columns)},
+                        index=frame.index)
+
+
 def _merged(results: list[dict]) -> dict:
     """One GX suite result (JSON) from the results of the dtype batch and the values batch."""
     if not results:
@@ -625,18 +665,40 @@ def _merged(results: list[dict]) -> dict:
 
 
 def _validate_frame(frame, suite_name: str, expectations: list):
+    """GX's result of ``expectations`` on ``frame``: basic results, with those of the failed expectations
+    replaced by summary results (the same counts, plus the row indices of the examples)."""
     import great_expectations as gx
 
-    suite = gx.ExpectationSuite(name=suite_name, expectations=expectations)
     batch = _batch_definition().get_batch(batch_parameters={"dataframe": frame})
-    return batch.validate(suite, result_format={"result_format": "SUMMARY",
-                                                "partial_unexpected_count": EXAMPLE_COUNT})
+
+    def validate(chosen: list, result_format: str):
+        suite = gx.ExpectationSuite(name=suite_name, expectations=chosen)
+        return batch.validate(suite, result_format={"result_format": result_format,
+                                                    "partial_unexpected_count": EXAMPLE_COUNT})
+
+    result = validate(expectations, "BASIC")
+    failed = {_configuration_key(item.expectation_config) for item in result.results if not item.success}
+    if failed:
+        detailed = validate([expectation for expectation in expectations
+                             if _configuration_key(expectation.configuration) in failed], "SUMMARY")
+        by_key = {_configuration_key(item.expectation_config): item for item in detailed.results}
+        result.results = [by_key.get(_configuration_key(item.expectation_config), item) if not item.success
+                          else item for item in result.results]
+    return result
+
+
+def _configuration_key(configuration) -> str:
+    """An expectation's identity across two GX runs: its type and kwargs (without the batch GX adds)."""
+    kwargs = {key: value for key, value in configuration.kwargs.items() if key != "batch_id"}
+    return json.dumps([configuration.type, kwargs], sort_keys=True, default=str)
 
 
 def _failure(item, ids: np.ndarray | None, table_columns: list[str]) -> ExpectationFailure:
     configuration = item.expectation_config
     kwargs = {key: value for key, value in configuration.kwargs.items() if key != "batch_id"}
     columns = _columns_of({key: value for key, value in kwargs.items() if key != "row_condition"})
+    if (configuration.meta or {}).get("ignore_values"):
+        kwargs["ignore_values"] = configuration.meta["ignore_values"]
     result = item.result or {}
     exception = item.exception_info or {}
     error = None

@@ -1,4 +1,5 @@
-"""pz_compute through `airflow dags test` (dag.test()), the way `make demo` runs it: no services needed."""
+"""pz_compute through `airflow dags test` (dag.test()), the way `make demo` runs it: no services needed; the
+validation report ends up published in the PZ Server registry of the run's PZ_STATE_DIR."""
 
 from __future__ import annotations
 
@@ -8,11 +9,18 @@ import subprocess
 import pyarrow.parquet as pq
 from fixtures.airflow import AIRFLOW_SCRIPTS, airflow_environment
 
+from pzlib.config import load_settings
+from pzlib.pipeline import PLATFORM_USER
+from pzlib.registry import ProductStatus
+from pzlib.registry.registration import ProductFiles
+from pzlib.registry.reports import read_report
+
 
 def test_demo_script_runs_pz_compute_with_dag_test(dc2_paths, dc2_slice, tmp_path):
     output = tmp_path / "run"
     conf = {"input": str(dc2_slice), "train": str(dc2_paths[0]), "estimators": ["bpz"], "partition_rows": 900}
-    environment = airflow_environment(tmp_path / "airflow", PZ_DEMO_OUTPUT=str(output), PZ_DEMO_CONF=json.dumps(conf))
+    environment = airflow_environment(tmp_path / "airflow", PZ_DEMO_OUTPUT=str(output), PZ_DEMO_CONF=json.dumps(conf),
+                                      PZ_STATE_DIR=str(tmp_path / "pz"))
     result = subprocess.run([AIRFLOW_SCRIPTS / "demo.sh"], env=environment, capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
@@ -23,3 +31,10 @@ def test_demo_script_runs_pz_compute_with_dag_test(dc2_paths, dc2_slice, tmp_pat
     assert sorted(p.name for p in (output / "bpz" / "partitions").iterdir()) == [
         "part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
     assert pq.ParquetDataset(output / "bpz" / "photoz").read(columns=["zmode"]).num_rows == 2000
+
+    files = ProductFiles.from_settings(load_settings({"PZ_STATE_DIR": str(tmp_path / "pz")}))
+    owner = files.registry.get_user(PLATFORM_USER)
+    [product] = files.registry.list_products(owner).results
+    assert (product.display_name, product.status) == ("dc2-demo bpz validation", ProductStatus.PUBLISHED)
+    report = read_report(files, owner, product.id)
+    assert report.summary["metrics"]["point"]["zmode"]["n_objects"] == 2000 and len(report.plots) == 5

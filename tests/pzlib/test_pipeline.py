@@ -1,13 +1,21 @@
-"""pzlib.pipeline: a release run's params, the four stages on the DC2 sample, quality, resume."""
+"""pzlib.pipeline: a release run's params, the four stages on the DC2 sample, quality, resume, and the
+publication of the validation reports in the PZ Server registry."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fixtures.reports import PNG_SIGNATURE
 
-from pzlib import pipeline
+from pzlib import pdf, pipeline
+from pzlib.registry import AlreadyExists, ProductFilter, ProductStatus
+from pzlib.registry.registration import ProductFiles
+from pzlib.registry.reports import PLOT_CAPTIONS, read_report, report_plot
+from pzlib.storage import open_storage
 
 BASE = {"release": "dr1", "input": "in.parquet", "train": "train.parquet", "output": "out"}
 
@@ -21,6 +29,8 @@ BASE = {"release": "dr1", "input": "in.parquet", "train": "train.parquet", "outp
     ({"colour": 1}, "colour: unknown parameter"),
     ({"input": ""}, "input: required"),
     ({"rail_options": {"bpz": {}}, "estimators": ["fzboost"]}, "rail_options: estimator"),
+    ({"publish": "yes"}, "publish: must be true or false"),
+    ({"owner": "no spaces"}, "owner: username 'no spaces' is not valid"),
 ])
 def test_bad_params_name_the_field(change, message):
     with pytest.raises(ValueError, match=message):
@@ -72,3 +82,97 @@ def test_input_with_positions_becomes_a_hats_catalog(dc2_run, dc2_300, tmp_path)
     catalog = hats.read_hats(result["catalog"])
     main = catalog.main_catalog if hasattr(catalog, "main_catalog") else catalog
     assert main.catalog_info.total_rows == 300
+
+
+@pytest.fixture
+def files(registry, tmp_path) -> ProductFiles:
+    """A PZ Server registry (SQLite and Postgres) and store to publish into."""
+    return ProductFiles(registry, open_storage(str(tmp_path / "store")), upload_limit_bytes=1 << 24)
+
+
+def report_products(files: ProductFiles, owner) -> list:
+    filters = ProductFilter(owner=(owner.id,), product_type=("validation_results",))
+    return list(files.registry.list_products(owner, filters).results)
+
+
+def test_stage_four_publishes_each_report_once(dc2_run, files):
+    spec, results = dc2_run
+    first = pipeline.publish_validation(spec, "fzboost", files, triggered_by="alice", run_id="manual__1")
+    assert first["owner"] == pipeline.PLATFORM_USER and not first["replaced"]
+    owner = files.registry.get_user(pipeline.PLATFORM_USER)
+    product = files.registry.get_product(owner, first["product_id"])
+    assert (product.product_type_name, product.status, product.display_name, product.pz_code) == (
+        "validation_results", ProductStatus.PUBLISHED, "dc2-test fzboost validation", "fzboost")
+    assert product.provenance["params"] == spec.to_params()
+    assert product.provenance["triggered_by"] == "alice" and product.provenance["dag_run_id"] == "manual__1"
+
+    report = read_report(files, owner, product.id)
+    assert report.summary["metrics"]["point"]["zmode"]["sigma_nmad"] == pytest.approx(
+        results["fzboost"]["metrics"]["sigma_nmad"], rel=1e-6)
+    assert [check["suite"] for check in report.checks] == ["photoz_table"]
+    assert [plot.file.name for plot in report.plots] == list(PLOT_CAPTIONS)
+    assert report_plot(files, owner, product.id, "pit.png").startswith(PNG_SIGNATURE)
+    files_before = [(stored.name, stored.size) for stored in files.registry.list_files(owner, product.id)]
+
+    # Clearing stage IV (or rerunning the release) replaces the product's files; it never adds a product.
+    again = pipeline.publish_validation(spec, "fzboost", files, run_id="manual__2")
+    assert (again["product_id"], again["internal_name"], again["replaced"]) == (product.id, product.internal_name,
+                                                                                 True)
+    assert [stored.id for stored in report_products(files, owner)] == [product.id]
+    republished = files.registry.get_product(owner, product.id)
+    assert republished.status is ProductStatus.PUBLISHED and republished.provenance["dag_run_id"] == "manual__2"
+    assert [(stored.name, stored.size) for stored in files.registry.list_files(owner, product.id)] == files_before
+
+    bpz = pipeline.publish_validation(spec, "bpz", files)
+    assert bpz["display_name"] == "dc2-test bpz validation" and len(report_products(files, owner)) == 2
+
+
+def test_publishing_is_optional_and_owned_by_an_existing_user(dc2_run, files, alice):
+    spec, _ = dc2_run
+    assert pipeline.publish_validation(dataclasses.replace(spec, publish=False), "bpz", files) is None
+    assert pipeline.check_publishing(dataclasses.replace(spec, publish=False), files) is None
+    assert files.registry.list_products(alice).count == 0
+
+    nobody = dataclasses.replace(spec, owner="nobody")
+    with pytest.raises(ValueError, match="owner: the PZ Server has no user 'nobody'"):
+        pipeline.check_publishing(nobody, files)
+    with pytest.raises(ValueError, match="owner: the PZ Server has no user 'nobody'"):
+        pipeline.publish_validation(nobody, "bpz", files)
+
+    mine = dataclasses.replace(spec, owner="alice")
+    assert pipeline.check_publishing(mine, files) == "alice"
+    published = pipeline.publish_validation(mine, "bpz", files)
+    assert published["owner"] == "alice" and [p.id for p in report_products(files, alice)] == [published["product_id"]]
+
+
+def test_a_product_of_the_same_name_that_the_run_did_not_make_is_kept(dc2_run, files, alice):
+    spec, _ = dc2_run
+    mine = dataclasses.replace(spec, owner="alice")
+    own = files.registry.create_product(alice, display_name="DC2-TEST bpz Validation", product_type="training_set")
+    with pytest.raises(AlreadyExists, match=f"named 'DC2-TEST bpz Validation' \\({own.internal_name}\\)"):
+        pipeline.publish_validation(mine, "bpz", files)
+    assert [p.id for p in files.registry.list_products(alice).results] == [own.id]
+
+
+def test_the_dc2_report_sigma_nmad_agrees_with_rails_evaluator(dc2_run, tmp_path, monkeypatch):
+    """Done criterion of the validation issue: FlexZBoost σ_NMAD of the DC2 run's report within 1% of RAIL's."""
+    from rail.evaluation.point_to_point_evaluator import PointToPointEvaluator
+
+    spec, results = dc2_run
+    summary = json.loads((spec.report_path("fzboost") / "metrics.json").read_text())
+    ours = summary["metrics"]["point"]["zmode"]
+    outputs = sorted((spec.output_path / "fzboost" / "partitions").glob("part-*.parquet"))
+    photoz = pa.concat_tables(pq.read_table(path) for path in outputs)
+    photoz = photoz.replace_schema_metadata(pq.read_schema(outputs[0]).metadata)
+    truth = pa.concat_tables(pq.read_table(spec.output_path / "stage1" / path.name, columns=["id", "redshift"])
+                             for path in outputs)
+    assert photoz.column("id").equals(truth.column("id")) and ours["n_objects"] == photoz.num_rows == 20_449
+
+    monkeypatch.chdir(tmp_path)  # RAIL's evaluator writes its outputs into the working folder
+    evaluator = PointToPointEvaluator.make_stage(
+        name="rail_point_to_point_dc2", metrics=["point_stats_sigma_mad", "point_bias"],
+        point_estimate_key="zmode", reference_dictionary_key="redshift", hdf5_groupname="")
+    rail = evaluator.evaluate(pdf.table_to_ensemble(photoz), {"redshift": truth.column("redshift").to_numpy()})
+    rail_sigma_nmad = float(rail["summary"].data["point_stats_sigma_mad"][0])
+    assert ours["sigma_nmad"] == pytest.approx(rail_sigma_nmad, rel=0.01)
+    assert ours["sigma_nmad"] == pytest.approx(results["fzboost"]["metrics"]["sigma_nmad"], rel=1e-6)

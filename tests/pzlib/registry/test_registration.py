@@ -141,3 +141,15 @@ def test_a_process_records_its_output_product(owner):
     assert output.product_type_name == get_pipeline(1).output_product_type
     assert output.status is ProductStatus.PROCESSING
     assert process.used_config["param"]["split"]["train_fraction"] == 0.7
+
+
+def test_product_files_from_settings_use_the_settings_registry_and_store(tmp_path):
+    from pzlib.config import Settings
+
+    files = ProductFiles.from_settings(Settings(state_dir=tmp_path, upload_limit_bytes=1_000))
+    alice = files.registry.create_user("alice")
+    product = files.registry.create_product(alice, display_name="Notes", product_type="validation_results")
+    files.upload(alice, product.id, name="notes.txt", content=io.BytesIO(b"hello"))
+    assert (tmp_path / "registry.sqlite").is_file() and files.upload_limit_bytes == 1_000
+    assert [path.read_bytes() for path in (tmp_path / "storage").rglob("notes.txt")] == [b"hello"]
+    files.registry.engine.dispose()

@@ -1,5 +1,5 @@
 """pzlib.registry.reports: a validation report folder published as a product and read back, on SQLite and on
-Postgres; all or nothing when a file is refused."""
+Postgres; all or nothing when a file is refused; a rebuilt report replacing the files of its product."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 from fixtures.reports import PLOT_NAMES, PNG_SIGNATURE, REPORT_TITLE, write_report_folder
 from sqlalchemy import func, select
 
-from pzlib.registry import FileRole, InvalidInput, NotFound, ProductStatus, Registry, schema
+from pzlib.registry import FileRole, InvalidInput, NotFound, PermissionDenied, ProductStatus, Registry, schema
 from pzlib.registry.registration import ProductFiles
-from pzlib.registry.reports import PLOT_CAPTIONS, publish_report, read_report, report_plot
+from pzlib.registry.reports import PLOT_CAPTIONS, publish_report, read_report, replace_report, report_plot
 from pzlib.storage import open_storage
 
 
@@ -90,3 +90,34 @@ def test_a_metrics_file_that_is_not_a_report_is_refused(files, alice, tmp_path):
     product = publish_report(files, alice, tmp_path, display_name="Odd report")
     with pytest.raises(InvalidInput, match="holds a JSON list, not the dict"):
         read_report(files, alice, product.id)
+
+
+def test_a_rebuilt_report_replaces_the_files_of_its_product(files, alice, bob, report_folder, tmp_path):
+    product = publish_report(files, alice, report_folder, display_name="Run validation", provenance={"run": 1})
+    rebuilt = write_report_folder(tmp_path / "rebuilt")
+    summary = json.loads((rebuilt / "metrics.json").read_text())
+    summary["title"] = "rebuilt"
+    (rebuilt / "metrics.json").write_text(json.dumps(summary))
+    (rebuilt / "nz.png").unlink()
+    before = stored_rows(files)
+
+    replaced = replace_report(files, alice, product.internal_name, rebuilt, provenance={"run": 2})
+    assert (replaced.id, replaced.internal_name, replaced.status) == (product.id, product.internal_name,
+                                                                       ProductStatus.PUBLISHED)
+    assert replaced.provenance == {"run": 2}
+    report = read_report(files, alice, product.id)
+    assert report.summary["title"] == "rebuilt"
+    assert "nz.png" not in [plot.file.name for plot in report.plots]
+    rows, objects = stored_rows(files)
+    assert rows["products"] == before[0]["products"] and rows["product_files"] == before[0]["product_files"] - 1
+    assert objects < before[1]  # the old contents are gone from the store, the removed plot with them
+
+
+def test_only_the_owner_replaces_a_report_and_only_a_report(files, alice, bob, report_folder):
+    report = publish_report(files, alice, report_folder, display_name="Run validation")
+    with pytest.raises(PermissionDenied):
+        replace_report(files, bob, report.id, report_folder)
+    catalog = files.registry.create_product(alice, display_name="Spec-z", product_type="redshift_catalog")
+    with pytest.raises(InvalidInput, match="not a validation report"):
+        replace_report(files, alice, catalog.id, report_folder)
+    assert read_report(files, alice, report.id).product.status is ProductStatus.PUBLISHED

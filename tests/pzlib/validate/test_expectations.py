@@ -209,6 +209,11 @@ def test_a_malformed_suite_file_is_refused_with_its_entry(photoz_300, tmp_path):
                                         "    kwarg: {column: id}\n")
     with pytest.raises(ValueError, match=r"typo.yaml: expectation 1 .*unknown key\(s\) kwarg"):
         validate_table(photoz_300, "typo", directory=tmp_path)
+    (tmp_path / "pair.yaml").write_text(
+        "name: pair\nexpectations:\n  - type: expect_column_pair_values_a_to_be_greater_than_b\n"
+        "    ignore_values: [99]\n    kwargs: {column_A: zmedian, column_B: z_p16}\n")
+    with pytest.raises(ValueError, match=r"pair.yaml: expectation 1 .*ignore_values takes a list of numbers, on an"):
+        validate_table(photoz_300, "pair", directory=tmp_path)
 
 
 def test_a_cdf8_partition_passes_and_a_broken_cdf_is_named(photoz_partition):
