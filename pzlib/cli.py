@@ -1,9 +1,9 @@
 """The ``pz`` command: every stage runnable by hand, with progress bars and a one-line summary.
 
 ``pz run --train TRAIN --input INPUT --estimator fzboost --output OUT`` is the whole job; ``pz preprocess``,
-``pz train`` and ``pz estimate`` run one stage; ``pz bench`` compares our path with stock RAIL; ``pz summary`` shows a
-finished run's tables and metrics. Errors print one line naming the file, the column and the problem, and exit
-non-zero.
+``pz train`` and ``pz estimate`` run one stage; ``pz bench`` compares our path with stock RAIL; ``pz bench scaling``
+and ``pz forecast`` measure and use the runtime model; ``pz summary`` shows a finished run's tables and metrics.
+Errors print one line naming the file, the column and the problem, and exit non-zero.
 """
 
 from __future__ import annotations
@@ -180,6 +180,52 @@ def cmd_bench(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(report, indent=1))
 
 
+def _stdout_console() -> Console:
+    # Captured or piped output gets a width that fits the tables, not rich's 80-column fallback.
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
+def cmd_bench_scaling(args: argparse.Namespace) -> None:
+    """Time our engine at several sizes per estimator, fit a + b·rows, save the figures for ``pz forecast``."""
+    from pzlib import runtime_model
+
+    config = runtime_model.ScalingConfig(estimators=tuple(args.estimator or runtime_model.SCALING_ESTIMATORS),
+                                         sizes=runtime_model.parse_sizes(args.sizes), workdir=Path(args.workdir),
+                                         batch_rows=args.batch_rows)
+    scaling_file = Path(args.scaling_file)
+    # Read before measuring: an unreadable file fails now, not after minutes of runs.
+    earlier = runtime_model.load_scaling(scaling_file) if scaling_file.exists() else runtime_model.ScalingResult({})
+    with _progress() as progress:
+        task = progress.add_task("bench scaling", total=len(config.estimators) * len(config.sizes))
+        result = runtime_model.measure_scaling(config, lambda *_: progress.advance(task))
+    runtime_model.save_scaling(result.merged_into(earlier), scaling_file)
+    output = _stdout_console()
+    for table in runtime_model.scaling_tables(result):
+        output.print(table)
+    output.print(f"saved → {scaling_file}", highlight=False)
+
+
+def cmd_forecast(args: argparse.Namespace) -> None:
+    """Wall time and storage of stage III for N objects on C cores, from ``pz bench scaling``'s figures."""
+    from pzlib import runtime_model
+
+    config = runtime_model.ForecastConfig(
+        objects=runtime_model.parse_count(args.objects, "--objects"),
+        cores=runtime_model.parse_count(args.cores, "--cores"),
+        partition_rows=runtime_model.parse_count(args.partition_rows, "--partition-rows"),
+        backend=args.backend, overhead_s_per_partition=args.overhead_s_per_partition,
+        estimators=tuple(args.estimator) if args.estimator else None,
+    )
+    result = runtime_model.forecast(runtime_model.load_scaling(args.scaling_file), config,
+                                    runtime_model.load_overheads(args.overhead_file))
+    output = _stdout_console()
+    output.print(runtime_model.forecast_table(result))
+    for line in runtime_model.forecast_notes(result):
+        output.print(f"  {line}", highlight=False)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.as_dict(), indent=1))
+
+
 def cmd_token(args: argparse.Namespace) -> None:
     """Print a new PZ Server API token for a user, creating the user (or making it an admin) when asked."""
     from pzlib.config import load_settings
@@ -287,6 +333,35 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--workdir", default="var/bench")
     be.add_argument("--json", help="also write the figures to this JSON file")
     be.set_defaults(func=cmd_bench)
+    # `pz bench scaling ...`; plain `pz bench [options]` stays the side-by-side comparison above.
+    be_commands = be.add_subparsers(dest="bench_command", metavar="{scaling}")
+    sc = be_commands.add_parser("scaling", help="time our engine at 1e4 … 1e6 rows, fit seconds = a + b·rows")
+    sc.add_argument("--estimator", action="append", choices=["bpz", "fzboost"],
+                    help="estimator to measure; repeat for several (default: bpz and fzboost)")
+    sc.add_argument("--sizes", default="1e4,3e4,1e5,3e5,1e6",
+                    help="comma-separated rows per run (DC2 validation set tiled; default: 1e4,3e4,1e5,3e5,1e6)")
+    sc.add_argument("--batch-rows", type=int, default=50_000)
+    sc.add_argument("--workdir", default="var/bench", help="models, tiled inputs (kept) and temporary outputs")
+    sc.add_argument("--scaling-file", default="var/bench/scaling.json",
+                    help="JSON file for the figures; other estimators already in it are kept")
+    sc.set_defaults(func=cmd_bench_scaling)
+
+    fc = commands.add_parser("forecast", help="wall time and storage for N objects on C cores (pz bench scaling)")
+    fc.add_argument("--objects", required=True, help="objects in the release, e.g. 20e9")
+    fc.add_argument("--cores", required=True, help="cores running stage III at once, e.g. 2032")
+    fc.add_argument("--partition-rows", default="150000", help="rows per partition (default: 150000, as stage I)")
+    fc.add_argument("--backend", default="slurm", choices=["slurm", "local"],
+                    help="whose measured per-partition overhead to use: slurm (scripts/bench_cluster.py) or local "
+                         "Airflow tasks (scripts/bench_airflow_tasks.py, saved in --overhead-file); default: slurm")
+    fc.add_argument("--overhead-s-per-partition", type=float, default=None, metavar="SECONDS",
+                    help="orchestration seconds per partition, instead of the backend's measured figure")
+    fc.add_argument("--estimator", action="append",
+                    help="estimator to forecast; repeat for several (default: every one in the scaling file)")
+    fc.add_argument("--scaling-file", default="var/bench/scaling.json", help="written by `pz bench scaling`")
+    fc.add_argument("--overhead-file", default="var/bench/overhead.json",
+                    help="saved overhead measurements (scripts/bench_airflow_tasks.py writes the local backend's)")
+    fc.add_argument("--json", help="also write the forecast to this JSON file")
+    fc.set_defaults(func=cmd_forecast)
 
     su = commands.add_parser("summary", help="where a run's photo-z tables are, and their metrics")
     su.add_argument("run_dir", help="run folder (a RunSpec's output)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -105,3 +106,42 @@ def test_unknown_estimator_and_unwritable_output(dc2_paths, dc2_300, tmp_path):
     result = pz("run", "--train", dc2_paths[0], "--input", dc2_300, "--estimator", "bpz",
                 "--output", blocker / "o.parquet")
     assert result.returncode == 2 and "not writable" in result.stderr and str(blocker) in result.stderr
+
+
+def test_bench_scaling_then_forecast_from_its_file(tmp_path):
+    scaling_file = tmp_path / "scaling.json"
+    measured = pz("bench", "scaling", "--estimator", "bpz", "--sizes", "2000,4000,8000", "--workdir", tmp_path,
+                  "--scaling-file", scaling_file)
+    assert measured.returncode == 0, measured.stderr
+    assert "R²" in measured.stdout and "8,000" in measured.stdout and f"saved → {scaling_file}" in measured.stdout
+    assert not list(tmp_path.glob("scaling_bpz_*.parquet")), "the measured outputs are removed"
+
+    forecast_json = tmp_path / "forecast.json"
+    predicted = pz("forecast", "--objects", "20e9", "--cores", "2032", "--scaling-file", scaling_file,
+                   "--overhead-file", tmp_path / "no_overheads.json", "--json", forecast_json)
+    assert predicted.returncode == 0, predicted.stderr
+    assert "133,334" in predicted.stdout and "bench_cluster.py" in predicted.stdout
+    assert "2,000, 4,000, 8,000 rows" in predicted.stdout
+    (bpz,) = json.loads(forecast_json.read_text())["estimators"]
+    assert bpz["estimator"] == "bpz" and bpz["partitions"] == 133_334 and bpz["waves"] == 66
+    assert bpz["wall_seconds"] > 0 and 0 < bpz["bytes_per_object"] < 100
+
+    overridden = pz("forecast", "--objects", "1e6", "--cores", "2", "--partition-rows", "1e5",
+                    "--overhead-s-per-partition", "3", "--scaling-file", scaling_file)
+    assert overridden.returncode == 0, overridden.stderr
+    assert "overhead 3.000 s/partition: given by the user" in overridden.stdout
+
+
+def test_forecast_bad_input_is_one_message(tmp_path):
+    missing = pz("forecast", "--objects", "20e9", "--cores", "2032", "--scaling-file", tmp_path / "none.json")
+    assert missing.returncode == 2
+    assert "none.json: no scaling measurements here; run `pz bench scaling`" in missing.stderr
+    negative = pz("forecast", "--objects", "-5", "--cores", "2032", "--scaling-file", tmp_path / "none.json")
+    assert negative.returncode == 2 and "--objects must be at least 1" in negative.stderr
+
+
+def test_plain_bench_keeps_its_options():
+    from pzlib.cli import build_parser, cmd_bench
+
+    args = build_parser().parse_args(["bench", "--estimator", "bpz", "--rows", "1500"])
+    assert (args.func, args.estimator, args.rows) == (cmd_bench, "bpz", 1500)
