@@ -84,13 +84,15 @@ def cmd_estimate(args: argparse.Namespace) -> None:
 def _export_table(catalog: Path, output: Path, rows_per_file: int = 1_000_000) -> None:
     """Put the photo-z catalog at ``output``: one Parquet file (``*.parquet``) or a folder of Parquet files."""
     from pzlib.catalog import AtomicParquetWriter, check_writable, open_catalog
+    from pzlib.estimate import PHOTOZ_DICTIONARY_COLUMNS
 
     reader = open_catalog(catalog)
     # HATS partition bookkeeping columns mean nothing outside a HATS folder.
     columns = [c for c in reader.column_names if c not in ("Norder", "Dir", "Npix")]
     schema = pa.schema([reader.schema.field(c) for c in columns], metadata=reader.schema.metadata)
+    dictionary_columns = [c for c in PHOTOZ_DICTIONARY_COLUMNS if c in columns]
     if output.suffix in (".parquet", ".pq"):
-        with AtomicParquetWriter(output, schema) as writer:
+        with AtomicParquetWriter(output, schema, dictionary_columns=dictionary_columns) as writer:
             for batch in reader.iter_batches(columns):
                 writer.write(batch.replace_schema_metadata(schema.metadata))
         return
@@ -103,7 +105,8 @@ def _export_table(catalog: Path, output: Path, rows_per_file: int = 1_000_000) -
         if writer is None or writer.num_rows >= rows_per_file:
             if writer is not None:
                 writer.commit()
-            writer = AtomicParquetWriter(staging / f"part-{len(list(staging.iterdir())):05d}.parquet", schema)
+            writer = AtomicParquetWriter(staging / f"part-{len(list(staging.iterdir())):05d}.parquet", schema,
+                                         dictionary_columns=dictionary_columns)
         writer.write(batch.replace_schema_metadata(schema.metadata))
     writer.commit()
     if output.exists():
@@ -174,7 +177,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from pzlib import bench
 
     report = bench.run_benchmark(args.estimator, rows=args.rows, workdir=Path(args.workdir),
-                                 batch_rows=args.batch_rows)
+                                 batch_rows=args.batch_rows, repeats=args.repeats, cores=args.cores)
     print(bench.format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
@@ -330,6 +333,10 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--estimator", default="fzboost", choices=["fzboost", "bpz"])
     be.add_argument("--rows", type=int, default=None, help="rows (DC2 validation set tiled; default: 20,449)")
     be.add_argument("--batch-rows", type=int, default=50_000)
+    be.add_argument("--repeats", type=int, default=2,
+                    help="interleaved runs per side; each side keeps its best stream (default: 2)")
+    be.add_argument("--cores", type=int, default=2,
+                    help="also run ours on the rows split in N partitions: 1 worker vs N workers (<=1: skip)")
     be.add_argument("--workdir", default="var/bench")
     be.add_argument("--json", help="also write the figures to this JSON file")
     be.set_defaults(func=cmd_bench)

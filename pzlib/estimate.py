@@ -75,6 +75,9 @@ def configure_rail_logging(level: str | None = None) -> None:
 configure_rail_logging()
 
 POINT_COLUMNS = ("zmode", "zmean", "zmedian", "z_p16", "z_p84")
+PHOTOZ_DICTIONARY_COLUMNS = ["zmode", pdf.PDF_COLUMN]
+"""Columns of a photo-z table worth dictionary-encoding in Parquet: zmode takes grid values and the cdf8
+increments few distinct ones; the other point estimates are byte-stream-split, ids stored plain."""
 PROVENANCE_KEY = b"pz.provenance"
 
 
@@ -376,17 +379,19 @@ class PartitionEstimator:
             ancil = ensemble.ancil or {}
             zmode = _ancil_column(ancil, ("zmode", "mode"))
             zmean = _ancil_column(ancil, ("zmean", "mean")) if self.config.estimator != "fzboost" else None
-        levels = pdf.quantiles(pdfs, grid, [0.5, 0.16, 0.84])
+        summaries = pdf.summarize(pdfs, grid, [0.5, 0.16, 0.84], with_mean=zmean is None,
+                                  representation=self.config.pdf_storage)
+        levels = summaries.quantiles
         out = {"id": batch.column("id")}
         for name in ("ra", "dec"):
             if name in batch.schema.names:
                 out[name] = batch.column(name)
         out["zmode"] = pdf.mode(pdfs, grid) if zmode is None else zmode
-        out["zmean"] = pdf.mean(pdfs, grid) if zmean is None else zmean
+        out["zmean"] = summaries.mean if zmean is None else zmean
         out["zmedian"], out["z_p16"], out["z_p84"] = levels[:, 0], levels[:, 1], levels[:, 2]
         arrays = {name: np.asarray(value, dtype=np.float32) if name in POINT_COLUMNS else value
                   for name, value in out.items()}
-        arrays[pdf.PDF_COLUMN] = pdf.encode(pdfs, grid, self.config.pdf_storage)
+        arrays[pdf.PDF_COLUMN] = summaries.column
         table = pa.table(arrays)
         self.grid = grid
         return table
@@ -482,7 +487,8 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
             if writer is None:
                 metadata = {**pdf.qp_metadata(estimator.grid, estimator.config.pdf_storage),
                             PROVENANCE_KEY: json.dumps(provenance).encode()}
-                writer = AtomicParquetWriter(output_path, photoz.schema.with_metadata(metadata))
+                writer = AtomicParquetWriter(output_path, photoz.schema.with_metadata(metadata),
+                                             dictionary_columns=PHOTOZ_DICTIONARY_COLUMNS)
             writer.write(photoz.replace_schema_metadata(writer.schema.metadata))
             if progress:
                 progress(batch.num_rows)

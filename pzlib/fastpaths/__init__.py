@@ -6,7 +6,8 @@ RAIL model and the same stage options dict the stock RAIL stage is made with, an
 columns (``id``, ``mag_{band}_lsst``, ``mag_err_{band}_lsst``; 99.0 for a non-detection) to a
 :class:`FastResult` with the values the stock stage would have stored — no qp ensemble is built. The
 equality tests under ``tests/pzlib/fastpaths`` hold these paths to the stock stages on the DC2 validation
-set.
+set. :mod:`pzlib.fastpaths.summaries` compiles what the photo-z table keeps of each PDF (quantiles, mean,
+stored CDF), behind :func:`pzlib.pdf.summarize`.
 
 Examples
 --------

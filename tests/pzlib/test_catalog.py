@@ -135,6 +135,28 @@ def test_atomic_writer_leaves_nothing_under_the_final_name_on_error(sample, tmp_
     assert list(tmp_path.iterdir()) == []
 
 
+def test_atomic_writer_splits_floats_and_keeps_dictionaries_where_asked(tmp_path):
+    table = pa.table({"id": np.arange(1_000), "zmode": np.repeat(np.float32([0.1, 0.2]), 500),
+                      "zmean": np.linspace(0, 3, 1_000, dtype=np.float32),
+                      "pdf": pa.FixedSizeListArray.from_arrays(pa.array(np.zeros(3_000, dtype=np.uint8)), 3)})
+    with AtomicParquetWriter(tmp_path / "photoz.parquet", table.schema, dictionary_columns=["zmode", "pdf"]) as writer:
+        writer.write(table)
+    with AtomicParquetWriter(tmp_path / "default.parquet", table.schema) as writer:
+        writer.write(table)
+    encodings = {}
+    for name in ("photoz", "default"):
+        row_group = pq.ParquetFile(tmp_path / f"{name}.parquet").metadata.row_group(0)
+        encodings[name] = {row_group.column(i).path_in_schema: row_group.column(i).encodings
+                           for i in range(row_group.num_columns)}
+    photoz = encodings["photoz"]
+    assert "RLE_DICTIONARY" in photoz["zmode"] and "RLE_DICTIONARY" in photoz["pdf.list.element"]
+    assert "BYTE_STREAM_SPLIT" in encodings["photoz"]["zmean"] and "RLE_DICTIONARY" not in encodings["photoz"]["id"]
+    assert "BYTE_STREAM_SPLIT" in encodings["default"]["zmode"] and "RLE_DICTIONARY" in encodings["default"]["id"]
+    assert pq.read_table(tmp_path / "photoz.parquet").equals(table)
+    with pytest.raises(ValueError, match=r"dictionary columns \['zmodes'\] are not in the table"):
+        AtomicParquetWriter(tmp_path / "typo.parquet", table.schema, dictionary_columns=["zmodes"])
+
+
 def test_unwritable_output_is_reported(sample, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
