@@ -27,6 +27,7 @@ smoothing runs through ``np.convolve`` per object, as in RAIL (slow, but never o
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import os
 from types import SimpleNamespace
@@ -223,18 +224,24 @@ def _flux_templates(config, grid: np.ndarray) -> np.ndarray:
     madau = "withmadau" if config["madau_flag"] == "yes" else "nomadau"
     ab_dir = os.path.join(data_path, "AB")
     os.makedirs(ab_dir, exist_ok=True)
-    available = {os.path.basename(path) for path in glob.glob(ab_dir + "/*.AB")}
-    templates = np.zeros((grid.size, len(spectra), len(filters)))
-    for i, spectrum in enumerate(spectra):
-        for j, filter_name in enumerate(filters):
-            name = f"{spectrum}.{filter_name}.{madau}.AB"
-            if name not in available:
-                from desc_bpz.bpz_tools_py3 import ABflux
-                from desc_bpz.paths import set_data_dir
+    names = [[f"{spectrum}.{filter_name}.{madau}.AB" for filter_name in filters] for spectrum in spectra]
+    # desc_bpz writes an AB file in place: processes starting together (stage III tasks on a fresh state
+    # folder) must not read one another's half-written files, so listing and writing happen under a lock.
+    with open(os.path.join(ab_dir, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        available = {os.path.basename(path) for path in glob.glob(ab_dir + "/*.AB")}
+        for i, spectrum in enumerate(spectra):
+            for j, filter_name in enumerate(filters):
+                if names[i][j] not in available:
+                    from desc_bpz.bpz_tools_py3 import ABflux
+                    from desc_bpz.paths import set_data_dir
 
-                set_data_dir(data_path)
-                ABflux(spectrum, filter_name, config["madau_flag"])
-            redshifts, fluxes = get_data(os.path.join(ab_dir, name), (0, 1))
+                    set_data_dir(data_path)
+                    ABflux(spectrum, filter_name, config["madau_flag"])
+    templates = np.zeros((grid.size, len(spectra), len(filters)))
+    for i in range(len(spectra)):
+        for j in range(len(filters)):
+            redshifts, fluxes = get_data(os.path.join(ab_dir, names[i][j]), (0, 1))
             templates[:, i, j] = match_resol(redshifts, fluxes, grid)
     return templates
 

@@ -89,3 +89,67 @@ def test_inconsistent_bands_are_refused(bpz_model, load_model):
     options = {**EstimateConfig("bpz").stage_options(), "filter_list": ["DC2LSST_u", "DC2LSST_g"]}
     with pytest.raises(ValueError, match="must have the same length"):
         FastBPZlite(load_model(bpz_model), options)
+
+
+def _templates_in_child(config: dict, grid: np.ndarray, start, results) -> None:
+    """Build the templates with desc_bpz's AB writer slowed down: each file is rewritten in place in two
+    halves, so a process that reads another's file too early reads half of it."""
+    import time
+    from pathlib import Path
+
+    import desc_bpz.bpz_tools_py3 as bpz_tools
+
+    from pzlib.fastpaths.bpz import _flux_templates
+
+    write_ab = bpz_tools.ABflux
+
+    def slow_write_ab(spectrum, filter_name, madau):
+        write_ab(spectrum, filter_name, madau)
+        madau_name = "withmadau" if madau == "yes" else "nomadau"
+        path = Path(config["bpz_ref_data_path"]) / "AB" / f"{spectrum}.{filter_name}.{madau_name}.AB"
+        content = path.read_bytes()
+        with open(path, "wb") as writer:
+            writer.write(content[: len(content) // 2])
+            writer.flush()
+            time.sleep(0.02)
+            writer.write(content[len(content) // 2 :])
+
+    bpz_tools.ABflux = slow_write_ab
+    start.wait()
+    try:
+        results.put(_flux_templates(config, grid))
+    except Exception as error:
+        results.put(error)
+
+
+def test_processes_starting_together_on_a_fresh_data_folder_read_whole_ab_files(tmp_path):
+    """Stage III tasks on a fresh state folder each need the AB files desc_bpz writes on first use."""
+    import multiprocessing
+    import shutil
+
+    from rail.estimation.algos.bpz_lite import BPZliteEstimator
+
+    from pzlib.estimate import bpz_data_dir
+    from pzlib.fastpaths.bpz import _flux_templates
+    from pzlib.fastpaths.result import stage_config
+
+    data_path = tmp_path / "bpz_data"
+    shutil.copytree(bpz_data_dir(), data_path)
+    for ab_file in (data_path / "AB").glob("*.AB"):
+        ab_file.unlink()
+    config = stage_config(BPZliteEstimator, {**EstimateConfig("bpz").stage_options(),
+                                             "bpz_ref_data_path": str(data_path)})
+    grid = np.linspace(config["zmin"], config["zmax"], config["nzbins"])
+    context = multiprocessing.get_context("fork")
+    start, results = context.Event(), context.Queue()
+    children = [context.Process(target=_templates_in_child, args=(config, grid, start, results)) for _ in range(3)]
+    for child in children:
+        child.start()
+    start.set()
+    built = [results.get(timeout=300) for _ in children]
+    assert not [error for error in built if isinstance(error, Exception)]
+    for child in children:
+        child.join(timeout=60)
+        assert child.exitcode == 0
+    expected = _flux_templates(config, grid)
+    assert all(np.array_equal(templates, expected) for templates in built)
