@@ -437,10 +437,23 @@ def output_is_complete(output_path: Path, provenance: dict) -> bool:
     return pq.read_metadata(output_path).num_rows == provenance["input_rows"]
 
 
+def _checked_as_written(check: Callable[[pa.Table, Path], None], written: list[pa.Table]):
+    """A commit check running ``check`` on the rows written, once the file's footer says they all are there."""
+    table = pa.concat_tables(written)
+
+    def commit_check(temporary: Path, final: Path) -> None:
+        stored_rows = pq.read_metadata(temporary).num_rows
+        if stored_rows != table.num_rows:
+            raise CatalogError(final, f"the file holds {stored_rows} rows, {table.num_rows} were written")
+        check(table, final)
+
+    return commit_check
+
+
 def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.PathLike,
                        estimator: PartitionEstimator, progress=None,
                        cleaning: PreprocessConfig | None = None,
-                       check: Callable[[Path, Path], None] | None = None) -> Path:
+                       check: Callable[[pa.Table, Path], None] | None = None) -> Path:
     """Estimate one catalog into a photo-z Parquet table, streaming, atomically; skip it if already done.
 
     Parameters
@@ -456,8 +469,9 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
     cleaning : PreprocessConfig, optional
         Stage I cleaning applied to each batch on the fly, for a raw survey catalog.
     check : callable, optional
-        ``check(temporary_path, output_path)`` validates the finished table before it gets its final name;
-        whatever it raises fails the partition and leaves nothing under ``output_path``.
+        ``check(table, output_path)`` validates the finished table — every row written, kept in memory so
+        that checking costs no read-back — before the file gets its final name; whatever it raises fails the
+        partition and leaves nothing under ``output_path``.
 
     Raises
     ------
@@ -479,6 +493,7 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
         return output_path
     check_writable(output_path)
     writer = None
+    written: list[pa.Table] = []
     try:
         for batch in reader.iter_batches(columns, estimator.config.batch_rows):
             if cleaning is not None:
@@ -489,7 +504,10 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
                             PROVENANCE_KEY: json.dumps(provenance).encode()}
                 writer = AtomicParquetWriter(output_path, photoz.schema.with_metadata(metadata),
                                              dictionary_columns=PHOTOZ_DICTIONARY_COLUMNS)
-            writer.write(photoz.replace_schema_metadata(writer.schema.metadata))
+            photoz = photoz.replace_schema_metadata(writer.schema.metadata)
+            writer.write(photoz)
+            if check is not None:
+                written.append(photoz)
             if progress:
                 progress(batch.num_rows)
         if writer is None:
@@ -500,6 +518,6 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
         if writer is not None:
             writer.abort()
         raise
-    writer.commit(check)
+    writer.commit(None if check is None else _checked_as_written(check, written))
     log.info("estimated %s: %d rows → %s", partition_path, writer.num_rows, output_path)
     return output_path

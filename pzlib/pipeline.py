@@ -260,8 +260,8 @@ def estimate_partition(spec: RunSpec, estimator: str, model_path: str, partition
     output.parent.mkdir(parents=True, exist_ok=True)
     expected_rows = pq.read_metadata(partition_path).num_rows
 
-    def check(temporary: Path, final: Path) -> None:
-        check_table(pq.read_table(temporary), "photoz_table", {"expected_rows": expected_rows}, source=str(final))
+    def check(table: pa.Table, final: Path) -> None:
+        check_table(table, "photoz_table", {"expected_rows": expected_rows}, source=str(final))
 
     estimator_for_model = _estimator_for(spec, estimator, model_path)
     return str(_estimate_partition(partition_path, output, estimator_for_model, progress, check=check))
