@@ -75,9 +75,9 @@ def configure_rail_logging(level: str | None = None) -> None:
 configure_rail_logging()
 
 POINT_COLUMNS = ("zmode", "zmean", "zmedian", "z_p16", "z_p84")
-PHOTOZ_DICTIONARY_COLUMNS = ["zmode", pdf.PDF_COLUMN]
-"""Columns of a photo-z table worth dictionary-encoding in Parquet: zmode takes grid values and the cdf8
-increments few distinct ones; the other point estimates are byte-stream-split, ids stored plain."""
+PHOTOZ_DICTIONARY_COLUMNS = ["zmode"]
+"""Columns of a photo-z table worth dictionary-encoding in Parquet: zmode takes grid values; the other point
+estimates are byte-stream-split, ids and the cdf8 PDFs (one binary value per object) stored plain for zstd."""
 PROVENANCE_KEY = b"pz.provenance"
 
 

@@ -1,13 +1,15 @@
 """Photo-z PDFs: summary statistics on a redshift grid, and their storage as qp ensembles in Parquet.
 
-A photo-z table stores each object's PDF in a fixed-size list column ``pdf`` on the estimator's redshift
-grid, with the grid and the representation in the Parquet schema metadata, so :func:`table_to_ensemble`
-gives the qp ensemble back. Two representations:
+A photo-z table stores each object's PDF in a fixed-size column ``pdf`` on the estimator's redshift grid,
+with the grid and the representation in the Parquet schema metadata, so :func:`table_to_ensemble` gives the
+qp ensemble back. Two representations:
 
-- ``cdf8`` (default): the CDF at the grid points quantized to 1/255, stored as its uint8 increments. The
-  increments are mostly zero, so zstd Parquet keeps them in ~20–30 bytes per object, and the CDF error is at
-  most 1/510 everywhere, for every object, by construction. Read back as a qp ``hist`` ensemble whose bins are
-  the grid intervals.
+- ``cdf8`` (default): the CDF at the grid points quantized to 1/255, stored as its uint8 increments, one
+  fixed-size binary value (one byte per grid point) per object: Parquet writes and reads it as one value per
+  row, 6–8× faster than a list of 301 uint8 elements with their levels. The increments are mostly zero, so
+  zstd Parquet keeps them in ~20–30 bytes per object, and the CDF error is at most 1/510 everywhere, for every
+  object, by construction. Read back as a qp ``hist`` ensemble whose bins are the grid intervals. (Tables
+  written with a fixed-size uint8 list column read the same.)
 - ``interp32``: the PDF's values at the grid points as float32, read back as qp ``interp`` (RAIL's default
   representation, in half its size: 1,204 bytes per object before compression).
 
@@ -71,7 +73,7 @@ def mode(pdfs: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return grid[np.argmax(pdfs, axis=1)]
 
 
-def encode(pdfs: np.ndarray, grid: np.ndarray, representation: str = DEFAULT_REPRESENTATION) -> pa.FixedSizeListArray:
+def encode(pdfs: np.ndarray, grid: np.ndarray, representation: str = DEFAULT_REPRESENTATION) -> pa.Array:
     """PDFs on ``grid`` as the ``pdf`` column of a photo-z table in ``representation``."""
     return summarize(pdfs, grid, [], with_mean=False, representation=representation).column
 
@@ -84,7 +86,7 @@ class Summaries:
     """(n_objects, n_levels): redshifts where each CDF reaches each level."""
     mean: np.ndarray | None
     """(n_objects,) mean redshifts, when asked for."""
-    column: pa.FixedSizeListArray | None
+    column: pa.Array | None
     """The ``pdf`` column in the asked representation, when one was asked for."""
 
 
@@ -122,12 +124,43 @@ def summarize(pdfs: np.ndarray, grid: np.ndarray, levels: list[float], with_mean
     if representation == "interp32":
         column = _list_column(np.ascontiguousarray(pdfs, dtype=np.float32))
     elif with_cdf8:
-        column = _list_column(increments)
+        column = cdf8_column(increments)
     return Summaries(quantile_values, means if with_mean else None, column)
 
 
 def _list_column(values: np.ndarray) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), values.shape[1])
+
+
+def cdf8_column(increments: np.ndarray) -> pa.FixedSizeBinaryArray:
+    """A ``cdf8`` ``pdf`` column from its (n_objects, n_grid) uint8 CDF increments (no copy)."""
+    increments = np.ascontiguousarray(increments, dtype=np.uint8)
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(increments.shape[1]), increments.shape[0],
+                                                [None, pa.py_buffer(increments)])
+
+
+def is_pdf_type(column_type: pa.DataType, representation: str) -> bool:
+    """Whether ``column_type`` holds PDFs of ``representation`` (for ``cdf8``, also the older uint8 lists)."""
+    if representation == "cdf8" and pa.types.is_fixed_size_binary(column_type):
+        return True
+    check = pa.types.is_unsigned_integer if representation == "cdf8" else pa.types.is_floating
+    return pa.types.is_fixed_size_list(column_type) and check(column_type.value_type)
+
+
+def pdf_width(column_type: pa.DataType) -> int:
+    """Values per object of a ``pdf`` column type."""
+    return column_type.byte_width if pa.types.is_fixed_size_binary(column_type) else column_type.list_size
+
+
+def array_values(array: pa.Array) -> np.ndarray:
+    """A ``pdf`` array (one chunk) as a 2-D NumPy array, one row per object; zero-copy where Arrow allows."""
+    width = pdf_width(array.type)
+    if pa.types.is_fixed_size_binary(array.type):
+        data = array.buffers()[1]
+        start = array.offset * width
+        return np.frombuffer(data, dtype=np.uint8, count=len(array) * width, offset=start).reshape(len(array), width)
+    values = array.values.slice(array.offset * width, len(array) * width)
+    return values.to_numpy(zero_copy_only=False).reshape(len(array), width)
 
 
 def qp_metadata(grid: np.ndarray, representation: str = DEFAULT_REPRESENTATION) -> dict[bytes, bytes]:
@@ -155,8 +188,7 @@ def grid_from_schema(schema: pa.Schema) -> np.ndarray:
 
 def stored_values(table: pa.Table) -> np.ndarray:
     """The ``pdf`` column as a 2-D array (one row per object), in its stored representation."""
-    column = table.column(PDF_COLUMN).combine_chunks()
-    return column.flatten().to_numpy().reshape(len(column), -1)
+    return array_values(table.column(PDF_COLUMN).combine_chunks())
 
 
 def cdf_on_grid(table: pa.Table) -> np.ndarray:

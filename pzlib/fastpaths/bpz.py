@@ -1,4 +1,4 @@
-"""BPZ-lite from a RAIL-trained model, vectorized across objects, with RAIL's answers bit for bit.
+"""BPZ-lite from a RAIL-trained model, vectorized across objects, with RAIL's answers.
 
 Stock ``BPZliteEstimator`` (pz-rail-bpz 2.2.0) runs a Python loop over objects: per object it builds
 (redshift × template × band) temporaries for a likelihood, also computes a Bayesian likelihood it never uses,
@@ -7,9 +7,11 @@ it also rereads the 48 template files on every ``estimate`` call. :class:`FastBP
 once, tabulates the prior once per distinct reference magnitude of a block and per broad type, and computes
 likelihood and posterior for a whole block of objects in compiled loops.
 
-The answers are RAIL's, not approximately but exactly: every quantity is computed with the same operations,
-in the same order and the same precision as RAIL and desc_bpz do them, so zmode, tb, todds, zmean and the
-PDFs equal the stock stage's. What that takes:
+The answers are RAIL's: every quantity is computed with the same operations, in the same order and the same
+precision as RAIL and desc_bpz do them, with one exception — the χ² sums multiply by 1/σ² where desc_bpz
+divides by σ² in every (redshift, template) cell, which makes the likelihood 1.3× faster and moves PDFs by at
+most ~5e-12 (the issue allows 1e-10); zmode and tb equal the stock stage's for every DC2 object, todds and
+zmean are within 1e-10. What that takes:
 
 - the magnitude → flux conversion is RAIL's own function (already vectorized), so its float32 arithmetic on
   float32 input is kept: flux errors are squared in float32 and ``foo`` = Σ(f/σ)² is summed in float32;
@@ -251,7 +253,9 @@ def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, e
     """-½ · clip(χ² − min χ², 0, chi2_clip) per (object, redshift·template cell), desc_bpz's ``p_c_z_t``.
 
     ``flux``/``flux_err`` keep the input precision: f/σ and σ² are computed in it (float32 in, float32
-    out), the rest in float64. Non-observed bands (σ > 1) drop out of the sums, like desc_bpz's masks.
+    out), the rest in float64. Non-observed bands (σ > 1) drop out of the sums, like desc_bpz's masks. The
+    sums multiply by 1/σ² instead of dividing each cell by σ² (the division bounded the loop's speed); the
+    results differ from desc_bpz's in the last bits only.
     """
     n_objects, n_bands = flux.shape
     n_cells = templates.shape[1]
@@ -270,11 +274,11 @@ def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, e
             err = flux_err[obj, band]
             if np.float64(err) > 1.0:
                 continue
-            value = np.float64(flux[obj, band])
-            variance = np.float64(err * err)
+            inverse_variance = 1.0 / np.float64(err * err)
+            scaled = np.float64(flux[obj, band]) * inverse_variance
             for cell in range(n_cells):
-                cross[cell] += (value * templates[band, cell]) / variance
-                square[cell] += templates_squared[band, cell] / variance
+                cross[cell] += scaled * templates[band, cell]
+                square[cell] += templates_squared[band, cell] * inverse_variance
         row = out[obj]
         for cell in range(n_cells):
             if square[cell] == 0.0:

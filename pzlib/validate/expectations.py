@@ -37,7 +37,15 @@ import yaml
 
 from pzlib.catalog import open_catalog
 from pzlib.config import REPO_ROOT
-from pzlib.pdf import PDF_COLUMN, QP_METADATA_KEY, grid_from_schema, storage_metadata
+from pzlib.pdf import (
+    PDF_COLUMN,
+    QP_METADATA_KEY,
+    array_values,
+    grid_from_schema,
+    is_pdf_type,
+    pdf_width,
+    storage_metadata,
+)
 
 SUITES_DIR = REPO_ROOT / "include" / "expectations"
 """Folder of the suite definitions (``<name>.yaml``)."""
@@ -573,12 +581,11 @@ def _derive_columns(table: pa.Table, names: set[str], pdf_column: str) -> dict[s
     grid = np.asarray(recorded["xvals"])
     column_type = table.schema.field(pdf_column).type
     cdf_steps = recorded["representation"] == "cdf8"
-    value_check = pa.types.is_unsigned_integer if cdf_steps else pa.types.is_floating
-    if not (pa.types.is_fixed_size_list(column_type) and value_check(column_type.value_type)):
-        expected = "unsigned integer CDF steps" if cdf_steps else "floats"
-        raise _PdfColumnProblem(pdf_column, f"expected a fixed-size list of {expected}, found {column_type}")
-    if column_type.list_size != grid.size:
-        raise _PdfColumnProblem(pdf_column, f"PDFs have {column_type.list_size} values but the grid in the "
+    if not is_pdf_type(column_type, recorded["representation"]):
+        expected = "fixed-size binary of CDF steps" if cdf_steps else "fixed-size list of floats"
+        raise _PdfColumnProblem(pdf_column, f"expected a {expected}, found {column_type}")
+    if pdf_width(column_type) != grid.size:
+        raise _PdfColumnProblem(pdf_column, f"PDFs have {pdf_width(column_type)} values but the grid in the "
                                             f"schema metadata has {grid.size}")
     if cdf_steps:
         # Each value is the probability in one grid interval, in 1/levels: the integral is their sum.
@@ -591,8 +598,7 @@ def _derive_columns(table: pa.Table, names: set[str], pdf_column: str) -> dict[s
     outputs = {name: np.empty(table.num_rows) for name in names}
     row = 0
     for chunk in table.column(pdf_column).chunks:
-        values = chunk.values.slice(chunk.offset * grid.size, len(chunk) * grid.size)
-        pdfs = values.to_numpy(zero_copy_only=False).reshape(len(chunk), grid.size)
+        pdfs = array_values(chunk)
         block_weights = weights.astype(pdfs.dtype if pdfs.dtype.kind == "f" else np.float64)
         for start in range(0, len(chunk), _PDF_BLOCK_ROWS):
             block = pdfs[start:start + _PDF_BLOCK_ROWS]
