@@ -360,7 +360,9 @@ class AtomicParquetWriter:
     never leaves a partial file under the final name.
 
     ``dictionary_columns`` are dictionary-encoded (by default every column that is not floating point);
-    the other floating-point columns are byte-stream-split. Everything is zstd-compressed.
+    the other floating-point columns are byte-stream-split. Everything is zstd-compressed. With
+    ``keep_rows``, the rows written stay in memory too, so that :meth:`commit_checked` validates them
+    without reading the file back.
 
     Examples
     --------
@@ -369,8 +371,9 @@ class AtomicParquetWriter:
     """
 
     def __init__(self, path: str | os.PathLike, schema: pa.Schema, dictionary_columns: list[str] | None = None,
-                 compression_level: int = ZSTD_LEVEL):
+                 compression_level: int = ZSTD_LEVEL, keep_rows: bool = False):
         self.path = Path(path)
+        self._kept: list[pa.RecordBatch | pa.Table] | None = [] if keep_rows else None
         check_writable(self.path)
         self.temporary_path = _temporary_sibling(self.path)
         self.schema = schema
@@ -394,6 +397,26 @@ class AtomicParquetWriter:
     def write(self, data: pa.RecordBatch | pa.Table) -> None:
         self._writer.write(data)
         self.num_rows += data.num_rows
+        if self._kept is not None:
+            self._kept.append(data)
+
+    def commit_checked(self, check: Callable[[pa.Table, Path], None]) -> Path:
+        """:meth:`commit`, once ``check(table, final_path)`` accepts the rows written (kept in memory:
+        ``keep_rows``) and the file's footer counts them all."""
+        if self._kept is None:
+            self.abort()
+            raise ValueError(f"{self.path}: commit_checked needs a writer made with keep_rows=True")
+        table = pa.Table.from_batches([batch for part in self._kept for batch in (
+            part.to_batches() if isinstance(part, pa.Table) else [part])], schema=self.schema)
+        self._kept = []
+
+        def check_as_written(temporary: Path, final: Path) -> None:
+            stored_rows = pq.read_metadata(temporary).num_rows
+            if stored_rows != table.num_rows:
+                raise CatalogError(final, f"the file holds {stored_rows} rows, {table.num_rows} were written")
+            check(table, final)
+
+        return self.commit(check_as_written)
 
     def commit(self, check: Callable[[Path, Path], None] | None = None) -> Path:
         """Close the file and give it its final name; ``check(temporary_path, final_path)`` may veto by raising."""

@@ -437,19 +437,6 @@ def output_is_complete(output_path: Path, provenance: dict) -> bool:
     return pq.read_metadata(output_path).num_rows == provenance["input_rows"]
 
 
-def _checked_as_written(check: Callable[[pa.Table, Path], None], written: list[pa.Table]):
-    """A commit check running ``check`` on the rows written, once the file's footer says they all are there."""
-    table = pa.concat_tables(written)
-
-    def commit_check(temporary: Path, final: Path) -> None:
-        stored_rows = pq.read_metadata(temporary).num_rows
-        if stored_rows != table.num_rows:
-            raise CatalogError(final, f"the file holds {stored_rows} rows, {table.num_rows} were written")
-        check(table, final)
-
-    return commit_check
-
-
 def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.PathLike,
                        estimator: PartitionEstimator, progress=None,
                        cleaning: PreprocessConfig | None = None,
@@ -493,7 +480,6 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
         return output_path
     check_writable(output_path)
     writer = None
-    written: list[pa.Table] = []
     try:
         for batch in reader.iter_batches(columns, estimator.config.batch_rows):
             if cleaning is not None:
@@ -503,11 +489,8 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
                 metadata = {**pdf.qp_metadata(estimator.grid, estimator.config.pdf_storage),
                             PROVENANCE_KEY: json.dumps(provenance).encode()}
                 writer = AtomicParquetWriter(output_path, photoz.schema.with_metadata(metadata),
-                                             dictionary_columns=PHOTOZ_DICTIONARY_COLUMNS)
-            photoz = photoz.replace_schema_metadata(writer.schema.metadata)
-            writer.write(photoz)
-            if check is not None:
-                written.append(photoz)
+                                             dictionary_columns=PHOTOZ_DICTIONARY_COLUMNS, keep_rows=check is not None)
+            writer.write(photoz.replace_schema_metadata(writer.schema.metadata))
             if progress:
                 progress(batch.num_rows)
         if writer is None:
@@ -518,6 +501,9 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
         if writer is not None:
             writer.abort()
         raise
-    writer.commit(None if check is None else _checked_as_written(check, written))
+    if check is None:
+        writer.commit()
+    else:
+        writer.commit_checked(check)
     log.info("estimated %s: %d rows → %s", partition_path, writer.num_rows, output_path)
     return output_path

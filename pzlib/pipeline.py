@@ -221,8 +221,8 @@ def acquire(spec: RunSpec, progress: Callable[[int], None] | None = None) -> lis
     expectations before it is kept; returns the partition paths."""
     bands = list(spec.preprocess_config().columns.bands)
 
-    def check(temporary: Path, partition: Path) -> None:
-        check_table(pq.read_table(temporary), "stage1_partition", {"bands": bands}, source=str(partition))
+    def check(table: pa.Table, partition: Path) -> None:
+        check_table(table, "stage1_partition", {"bands": bands}, source=str(partition))
 
     partitions = preprocess(spec.input, spec.output_path / "stage1", spec.preprocess_config(), progress, check)
     return [str(path) for path in partitions]

@@ -240,8 +240,15 @@ def completed_partitions(output_dir: str | os.PathLike, input_path: str | os.Pat
     return partitions
 
 
+def _commit(writer: AtomicParquetWriter, check: Callable[[pa.Table, Path], None] | None) -> None:
+    if check is None:
+        writer.commit()
+    else:
+        writer.commit_checked(check)
+
+
 def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, config: PreprocessConfig,
-               progress=None, check: Callable[[Path, Path], None] | None = None) -> list[Path]:
+               progress=None, check: Callable[[pa.Table, Path], None] | None = None) -> list[Path]:
     """Run stage I on a catalog; returns the partition files (skipping the work if it is already done).
 
     Parameters
@@ -254,7 +261,8 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
     progress : callable, optional
         Called with the number of input rows consumed after each batch.
     check : callable, optional
-        ``check(temporary_path, partition_path)`` validates each partition before it gets its final name.
+        ``check(table, partition_path)`` validates each partition's rows (kept in memory as written, no
+        read-back) before the file gets its final name.
 
     Raises
     ------
@@ -280,19 +288,20 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
             offset = 0
             while offset < cleaned.num_rows:
                 if writer is None:
-                    writer = AtomicParquetWriter(partition_path(output_dir, len(partitions)), cleaned.schema)
+                    writer = AtomicParquetWriter(partition_path(output_dir, len(partitions)), cleaned.schema,
+                                                 keep_rows=check is not None)
                 take = min(config.partition_rows - writer.num_rows, cleaned.num_rows - offset)
                 writer.write(cleaned.slice(offset, take))
                 offset += take
                 if writer.num_rows == config.partition_rows:
-                    writer.commit(check)
+                    _commit(writer, check)
                     partitions.append(writer.path)
                     rows.append(writer.num_rows)
                     writer = None
             if progress:
                 progress(batch.num_rows)
         if writer is not None:
-            writer.commit(check)
+            _commit(writer, check)
             partitions.append(writer.path)
             rows.append(writer.num_rows)
             writer = None

@@ -167,3 +167,27 @@ def test_unwritable_output_is_reported(sample, tmp_path):
 def test_hats_needs_positions(sample, tmp_path):
     with pytest.raises(CatalogError, match="column 'ra'"):
         write_hats(sample.drop_columns(["ra"]), tmp_path / "h")
+
+
+def test_commit_checked_validates_the_rows_written_without_reading_the_file_back(tmp_path):
+    table = pa.table({"id": np.arange(10), "z": np.linspace(0.0, 1.0, 10)})
+    seen = []
+    writer = AtomicParquetWriter(tmp_path / "ok.parquet", table.schema, keep_rows=True)
+    writer.write(table.slice(0, 4))
+    writer.write(table.slice(4).to_batches()[0])
+    writer.commit_checked(lambda rows, final: seen.append((rows, final)))
+    [(rows, final)] = seen
+    assert rows.equals(table) and final == tmp_path / "ok.parquet"
+    assert pq.read_table(final).equals(table)
+
+    def refuse(rows, final):
+        raise ValueError(f"{final}: bad rows")
+
+    refused = AtomicParquetWriter(tmp_path / "refused.parquet", table.schema, keep_rows=True)
+    refused.write(table)
+    with pytest.raises(ValueError, match="bad rows"):
+        refused.commit_checked(refuse)
+    assert list(tmp_path.iterdir()) == [tmp_path / "ok.parquet"]
+    with pytest.raises(ValueError, match="keep_rows=True"):
+        AtomicParquetWriter(tmp_path / "plain.parquet", table.schema).commit_checked(refuse)
+    assert list(tmp_path.iterdir()) == [tmp_path / "ok.parquet"]
