@@ -245,10 +245,14 @@ def run_workers(estimator: str, model_path: Path, partitions: list[Path], workdi
     stage III's local backend runs them, starting their streams together once all are set up: the job's
     stream time (first stream start to last stream end),
     objects/s, objects per CPU-second (if it holds up with more workers, what they lack is free cores, not
-    efficiency), and each process's peak RSS."""
+    efficiency), and each process's peak RSS. Each worker is given one core, as the cluster backends give a
+    task its CPUs: its numeric libraries run one thread (OpenBLAS would otherwise spread one worker's matrix
+    products over every core, and the 1-worker run would not be one core's)."""
+    from pzlib.cluster.local import thread_environment
+
     processes = []
     with tempfile.TemporaryDirectory(dir=workdir, prefix=".barrier-") as barrier:
-        environment = {**os.environ, BARRIER_VARIABLE: f"{barrier}:{workers}"}
+        environment = {**os.environ, **thread_environment(1), BARRIER_VARIABLE: f"{barrier}:{workers}"}
         for worker in range(workers):
             inputs = partitions[worker::workers]
             outputs = [workdir / f"workers{workers}_{estimator}_{path.stem}.parquet" for path in inputs]
