@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -30,13 +29,12 @@ from pzlib.crossmatch.config import CrcConfig, SpeczInput
 from pzlib.crossmatch.flags import FlagTranslation, flag_keys, load_flag_translations
 from pzlib.crossmatch.outputs import (
     dask_threads,
+    finish_report,
     input_identity,
     kept_report,
     partition_order,
     separation_lines,
-    separation_summary,
     write_output,
-    write_report,
 )
 from pzlib.crossmatch.specz import check_specz_columns, open_specz, read_specz
 
@@ -129,14 +127,8 @@ def combine_catalogs(config: CrcConfig) -> dict:
     table = pa.Table.from_pandas(output, preserve_index=False)
     write_output(table, config.output_path, config.output_format, "ra", "dec")
     flag_counts = output["z_flag_homogenized"].value_counts(dropna=False)
-    report = {
-        "pipeline": "combine_redshift_catalogs",
-        "release": config.release,
+    details = {
         "combine_type": config.combine_type,
-        "output": {"path": str(config.output_path), "format": config.output_format, "rows": table.num_rows,
-                   "columns": table.column_names},
-        "report_path": str(config.report_path),
-        "columns_association": COLUMNS_ASSOCIATION,
         "inputs_summary": plan,
         "n_rows_in": len(combined),
         "n_groups": n_groups,
@@ -145,18 +137,9 @@ def combine_catalogs(config: CrcConfig) -> dict:
         "homogenized_flags": {("null" if pd.isna(flag) else str(int(flag))): int(count)
                               for flag, count in sorted(flag_counts.items(), key=lambda item: _flag_order(item[0]))},
         "by_survey": {survey: int(count) for survey, count in output["survey"].value_counts(sort=False).items()},
-        "separation_arcsec": separation_summary(duplicate_separations, config.radius_arcsec),
-        "radius_arcsec": config.radius_arcsec,
-        "elapsed_s": round(time.perf_counter() - started, 3),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "fingerprint": fingerprint,
-        "inputs": inputs,
-        "config": config.to_params(),
     }
-    write_report(report, config.report_path)
-    for line in report_lines(report):
-        log.info("%s", line)
-    return {**report, "kept": False}
+    return finish_report("combine_redshift_catalogs", config, table, COLUMNS_ASSOCIATION, details,
+                         duplicate_separations, started, fingerprint, inputs, report_lines, log)
 
 
 def _flag_order(flag) -> int:

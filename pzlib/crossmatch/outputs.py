@@ -13,8 +13,10 @@ import contextlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +99,33 @@ def kept_report(report_path: Path, fingerprint: str, inputs: dict) -> dict | Non
     except (CatalogError, KeyError, OSError):
         return None
     return report if rows == output.get("rows") else None
+
+
+def finish_report(pipeline: str, config, table: pa.Table, columns_association: dict, details: dict,
+                  separations_arcsec: np.ndarray, started: float, fingerprint: str, inputs: dict,
+                  lines: Callable[[dict], list[str]], logger: logging.Logger) -> dict:
+    """A finished request's report — what both pipelines record around their own ``details`` — written beside
+    the output and told by ``lines`` to the pipeline's ``logger``; returned with ``kept: False``."""
+    report = {
+        "pipeline": pipeline,
+        "release": config.release,
+        "output": {"path": str(config.output_path), "format": config.output_format, "rows": table.num_rows,
+                   "columns": table.column_names},
+        "report_path": str(config.report_path),
+        "columns_association": columns_association,
+        **details,
+        "separation_arcsec": separation_summary(separations_arcsec, config.radius_arcsec),
+        "radius_arcsec": config.radius_arcsec,
+        "elapsed_s": round(time.perf_counter() - started, 3),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "fingerprint": fingerprint,
+        "inputs": inputs,
+        "config": config.to_params(),
+    }
+    write_report(report, config.report_path)
+    for line in lines(report):
+        logger.info("%s", line)
+    return {**report, "kept": False}
 
 
 def write_report(report: dict, report_path: Path) -> Path:

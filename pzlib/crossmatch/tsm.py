@@ -24,7 +24,6 @@ import dataclasses
 import logging
 import time
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +35,11 @@ from pzlib.crossmatch.config import TsmConfig, local_path
 from pzlib.crossmatch.outputs import (
     HATS_INTERNAL_COLUMNS,
     dask_threads,
+    finish_report,
     input_identity,
     kept_report,
     separation_lines,
-    separation_summary,
     write_output,
-    write_report,
 )
 from pzlib.crossmatch.specz import catalog_columns, check_specz_columns, check_specz_values, open_specz
 from pzlib.preprocess import (
@@ -252,33 +250,13 @@ def make_training_set(config: TsmConfig) -> dict:
     pairs = crossmatch(config, plan)
     table, counts = training_table(pairs, config, plan)
     write_output(table, config.output_path, config.output_format, plan.objects.ra_column, plan.objects.dec_column)
-    separations = table.column(SEPARATION_COLUMN).to_numpy()
-    report = {
-        "pipeline": "training_set_maker",
-        "release": config.release,
-        "output": {"path": str(config.output_path), "format": config.output_format, "rows": table.num_rows,
-                   "columns": table.column_names},
-        "report_path": str(config.report_path),
-        "columns_association": {"id": config.id_column, "ra": plan.objects.ra_column,
-                                "dec": plan.objects.dec_column,
-                                **{role: SPECZ_OUTPUT_NAMES[role] for role in ("z", "z_err", "z_flag")
-                                   if getattr(config.specz_columns, role)}},
-        "n_specz": plan.specz_rows,
-        **counts,
-        "matched_fraction": round(counts["n_specz_matched"] / plan.specz_rows, 6),
-        "separation_arcsec": separation_summary(separations, config.radius_arcsec),
-        "radius_arcsec": config.radius_arcsec,
-        "elapsed_s": round(time.perf_counter() - started, 3),
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "fingerprint": fingerprint,
-        "inputs": inputs,
-        "config": config.to_params(),
-        "plan": plan.to_dict(),
-    }
-    write_report(report, config.report_path)
-    for line in report_lines(report):
-        log.info("%s", line)
-    return {**report, "kept": False}
+    columns_association = {"id": config.id_column, "ra": plan.objects.ra_column, "dec": plan.objects.dec_column,
+                           **{role: SPECZ_OUTPUT_NAMES[role] for role in ("z", "z_err", "z_flag")
+                              if getattr(config.specz_columns, role)}}
+    details = {"n_specz": plan.specz_rows, **counts,
+               "matched_fraction": round(counts["n_specz_matched"] / plan.specz_rows, 6), "plan": plan.to_dict()}
+    return finish_report("training_set_maker", config, table, columns_association, details,
+                         table.column(SEPARATION_COLUMN).to_numpy(), started, fingerprint, inputs, report_lines, log)
 
 
 def crossmatch(config: TsmConfig, plan: TrainingSetPlan) -> pa.Table:
