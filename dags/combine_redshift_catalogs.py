@@ -93,7 +93,6 @@ PARAMS = {
 }
 
 
-
 def _config() -> CrcConfig:
     """The CrcConfig of the running task's DAG run, rebuilt from its params (they never change in a run)."""
     return CrcConfig.from_params(request_params(get_current_context()["params"]))

@@ -102,7 +102,6 @@ PARAMS = {
 }
 
 
-
 def _config() -> TsmConfig:
     """The TsmConfig of the running task's DAG run, rebuilt from its params (they never change in a run)."""
     return TsmConfig.from_params(request_params(get_current_context()["params"]))

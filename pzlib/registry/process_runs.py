@@ -18,10 +18,12 @@ import logging
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from pzlib.registry import checks
 from pzlib.registry.errors import InvalidInput, NotFound
@@ -449,29 +451,17 @@ def publish_output(files: ProductFiles, process_id: int | None, report: dict[str
     return registry.update_process(process.id, status=ProcessStatus.SUCCESSFUL)
 
 
-class _uploadable:
+@contextmanager
+def _uploadable(path: Path) -> Iterator[tuple[str, BinaryIO]]:
     """(name, binary stream) of an output to upload: the file, or a HATS folder zipped (how uploads carry it)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._work: tempfile.TemporaryDirectory | None = None
-        self._stream = None
-
-    def __enter__(self) -> tuple[str, Any]:
-        if self.path.is_dir():
-            self._work = tempfile.TemporaryDirectory(prefix="pz-publish-")
-            archive = Path(shutil.make_archive(str(Path(self._work.name) / self.path.name), "zip",
-                                               self.path.parent, self.path.name))
-            self._stream = open(archive, "rb")
-            return archive.name, self._stream
-        self._stream = open(self.path, "rb")
-        return self.path.name, self._stream
-
-    def __exit__(self, *_exc) -> None:
-        if self._stream is not None:
-            self._stream.close()
-        if self._work is not None:
-            self._work.cleanup()
+    if not path.is_dir():
+        with open(path, "rb") as stream:
+            yield path.name, stream
+        return
+    with tempfile.TemporaryDirectory(prefix="pz-publish-") as work:
+        archive = Path(shutil.make_archive(str(Path(work) / path.name), "zip", path.parent, path.name))
+        with open(archive, "rb") as stream:
+            yield archive.name, stream
 
 
 def _fail(registry, process: Process, error: str) -> Process:
