@@ -29,13 +29,20 @@ class Settings:
     """Job backend of stage III: ``local`` or ``slurm``."""
     upload_limit_bytes: int = 200 * 1024 * 1024
     """Largest file the PZ Server accepts in one upload; products are meant to be lightweight."""
+    body_limit_bytes: int = 1024 * 1024
+    """Largest JSON or form body the PZ Server reads (HTTP 413 beyond); file uploads have their own limit."""
+    description_limit_chars: int = 10_000
+    """Longest product description the PZ Server stores (HTTP 400 beyond); every listing serves it."""
+    search_terms_limit: int = 50
+    """Most filter values and search words in one product listing query, all filters together (HTTP 400 beyond)."""
 
     def __post_init__(self):
         if self.backend not in ("local", "slurm"):
             raise ValueError(f"backend must be 'local' or 'slurm', got {self.backend!r}")
-        if isinstance(self.upload_limit_bytes, bool) or not isinstance(self.upload_limit_bytes, int) \
-                or self.upload_limit_bytes <= 0:
-            raise ValueError(f"upload_limit_bytes must be a positive integer, got {self.upload_limit_bytes!r}")
+        for name in _POSITIVE_INTEGERS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
     @property
     def cache_dir(self) -> Path:
@@ -49,6 +56,10 @@ class Settings:
     @property
     def resolved_storage_url(self) -> str:
         return self.storage_url or (self.state_dir / "storage").as_uri()
+
+
+_POSITIVE_INTEGERS = tuple(field.name for field in fields(Settings) if field.type == "int")
+"""Settings that are limits: positive integers, given as digits in the environment."""
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -68,11 +79,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ValueError(f"unknown settings in {config_path}: {', '.join(sorted(unknown))}")
     if "state_dir" in values:
         values["state_dir"] = Path(str(values["state_dir"])).expanduser().resolve()
-    if isinstance(values.get("upload_limit_bytes"), str):
-        try:
-            values["upload_limit_bytes"] = int(values["upload_limit_bytes"])
-        except ValueError as error:
-            raise ValueError(
-                f"PZ_UPLOAD_LIMIT_BYTES must be a number of bytes, got {values['upload_limit_bytes']!r}"
-            ) from error
+    for name in _POSITIVE_INTEGERS:
+        if isinstance(values.get(name), str):
+            try:
+                values[name] = int(values[name])
+            except ValueError as error:
+                raise ValueError(f"PZ_{name.upper()} must be a whole number, got {values[name]!r}") from error
     return Settings(**values)
+
