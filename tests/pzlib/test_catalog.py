@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -9,14 +14,18 @@ import pyarrow.parquet as pq
 import pytest
 import tables_io
 from astropy.table import Table
+from fixtures.damage import flip_bit_in_data_page
 
 from pzlib.catalog import (
     COLUMN_MAPS,
     AtomicParquetWriter,
     CatalogError,
+    checksum_problem,
     column_map,
     detect_format,
+    file_sha256,
     open_catalog,
+    verify_parquet_pages,
     write_hats,
     write_parquet,
 )
@@ -191,3 +200,82 @@ def test_commit_checked_validates_the_rows_written_without_reading_the_file_back
     with pytest.raises(ValueError, match="keep_rows=True"):
         AtomicParquetWriter(tmp_path / "plain.parquet", table.schema).commit_checked(refuse)
     assert list(tmp_path.iterdir()) == [tmp_path / "ok.parquet"]
+
+
+WRITER = """
+import sys
+import numpy as np, pyarrow as pa
+from pzlib.catalog import AtomicParquetWriter
+table = pa.table({"id": np.arange(1_000)})
+writer = AtomicParquetWriter(sys.argv[1], table.schema)
+writer.write(table)
+print(writer.temporary_path, flush=True)
+sys.stdin.readline()  # the half-written file stays until the test says go
+writer.commit()
+"""
+
+
+def _start_writer(target: Path) -> tuple[subprocess.Popen, Path]:
+    """A writer process of ``target``, stopped mid-write; and its temporary file."""
+    process = subprocess.Popen([sys.executable, "-c", WRITER, str(target)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    return process, Path(process.stdout.readline().strip())
+
+
+def test_a_killed_writers_temporary_file_is_swept_by_the_next_write_and_a_live_writers_is_kept(tmp_path):
+    target = tmp_path / "part-00000.parquet"
+    live, live_temporary = _start_writer(target)
+    killed, killed_temporary = _start_writer(target)  # starting, it sweeps too: the live writer's file stays
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    assert killed_temporary.is_file() and live_temporary.is_file()
+
+    write_parquet(pa.table({"id": np.arange(5)}), target)  # the next write of that output
+
+    assert not killed_temporary.exists()
+    assert live_temporary.is_file()
+    live.communicate("go\n", timeout=120)
+    assert live.returncode == 0  # undisturbed: its rename came last, so its rows are the file's
+    assert pq.read_table(target).num_rows == 1_000
+    assert sorted(path.name for path in tmp_path.iterdir()) == [target.name]
+
+
+def test_every_page_carries_a_checksum_that_reading_checks(sample, tmp_path):
+    target, record = tmp_path / "photoz.parquet", tmp_path / "sums" / "photoz.parquet.sha256"
+    with AtomicParquetWriter(target, sample.schema, checksum_path=record) as writer:
+        writer.write(sample)
+    assert record.read_text() == f"{writer.sha256}  photoz.parquet\n" and writer.sha256 == file_sha256(target)
+    verify_parquet_pages(target)
+    assert checksum_problem(target, record) is None
+
+    flip_bit_in_data_page(target, "mag_i_lsst")
+    assert pq.read_metadata(target).num_rows == sample.num_rows  # the footer still looks fine
+    with pytest.raises(CatalogError, match=f"{target}: damaged Parquet file: .*CRC checksum verification failed"):
+        verify_parquet_pages(target)
+    with pytest.raises(CatalogError, match=f"{target}: cannot read: .*CRC checksum verification failed"):
+        open_catalog(target).read()
+    assert checksum_problem(target, record).startswith("failed its checksum (SHA-256 ")
+    assert checksum_problem(target, tmp_path / "none.sha256").startswith("has no recorded checksum")
+
+
+FULL_DISK_WRITER = """
+import resource, sys
+import numpy as np, pyarrow as pa
+from pzlib.catalog import CatalogError, write_parquet
+resource.setrlimit(resource.RLIMIT_FSIZE, (64_000, 64_000))  # files stop growing at 64 kB, as on a full disk
+try:
+    write_parquet(pa.table({"z": np.random.default_rng(1).random(100_000)}), sys.argv[1])
+except CatalogError as error:
+    sys.exit(str(error))
+"""
+
+
+def test_a_write_that_finds_the_disk_full_names_the_file_and_leaves_nothing(tmp_path):
+    # A real full disk needs a mounted filesystem of its own; a file size limit makes the kernel refuse the
+    # writes the same way (EFBIG where a full disk gives ENOSPC), in a process of its own.
+    target = tmp_path / "big.parquet"
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_WRITER, str(target)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"{target}: cannot write: File too large"
+    assert list(tmp_path.iterdir()) == []
