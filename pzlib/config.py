@@ -1,26 +1,35 @@
 """Platform settings: where state lives, which database, storage and job backend to use.
 
-The embedded default needs nothing installed: SQLite under ``var/``, the local filesystem and local
-processes. Every setting can be overridden by a ``PZ_*`` environment variable or a TOML file named by
-``PZ_CONFIG``; production deployments point them at Postgres, S3 and Slurm.
+The embedded default needs nothing installed: SQLite under ``state_dir`` (``var/`` of the checkout pzlib runs
+from, or the user's data folder for an installed pzlib), the local filesystem and local processes. Every
+setting can be overridden by a ``PZ_*`` environment variable or a TOML file named by ``PZ_CONFIG``; production
+deployments point them at Postgres, S3 and Slurm.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+import platformdirs
+
+from pzlib.resources import source_checkout
+
+
+def default_state_dir() -> Path:
+    """``var/`` of the checkout pzlib runs from; for a pzlib installed from a wheel, the user's data folder."""
+    checkout = source_checkout()
+    return checkout / "var" if checkout else platformdirs.user_data_path("pz-platform")
 
 
 @dataclass(frozen=True)
 class Settings:
     """Runtime settings of the platform."""
 
-    state_dir: Path = REPO_ROOT / "var"
-    """Folder for runtime state: databases, caches, run outputs of the embedded default."""
+    state_dir: Path = field(default_factory=default_state_dir)
+    """Folder for runtime state: databases, caches, run outputs of the embedded default (``PZ_STATE_DIR``)."""
     database_url: str = ""
     """SQLAlchemy URL of the registry database; empty means SQLite under ``state_dir``."""
     storage_url: str = ""
@@ -70,11 +79,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if config_path:
         with open(config_path, "rb") as config_file:
             values.update(tomllib.load(config_file))
-    for field in fields(Settings):
-        env_value = environ.get(f"PZ_{field.name.upper()}")
+    for setting in fields(Settings):
+        env_value = environ.get(f"PZ_{setting.name.upper()}")
         if env_value is not None:
-            values[field.name] = env_value
-    unknown = set(values) - {field.name for field in fields(Settings)}
+            values[setting.name] = env_value
+    unknown = set(values) - {setting.name for setting in fields(Settings)}
     if unknown:
         raise ValueError(f"unknown settings in {config_path}: {', '.join(sorted(unknown))}")
     if "state_dir" in values:

@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pzlib.config import REPO_ROOT
+from pzlib.config import load_settings
 from pzlib.crossmatch import TsmConfig
 from pzlib.crossmatch.outputs import dask_threads
 from pzlib.crossmatch.sample_data import SampleConfig, make_sample_data
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--specz", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--workdir", type=Path, default=REPO_ROOT / "var" / "bench" / "crossmatch")
+    parser.add_argument("--workdir", type=Path, default=load_settings().state_dir / "bench" / "crossmatch")
     options = parser.parse_args(argv)
 
     folder = options.workdir / f"sample-{options.objects}x{options.specz}"

@@ -39,8 +39,7 @@ from pzlib.cluster.backend import (
     log_paths,
 )
 from pzlib.cluster.plan import read_json, write_json
-
-PZLIB_ROOT = Path(__file__).resolve().parents[2]
+from pzlib.resources import source_checkout
 
 
 def thread_environment(cpus: int) -> dict[str, str]:
@@ -84,7 +83,8 @@ class LocalBackend(JobBackend):
                              submitted_at=datetime.now().isoformat(timespec="seconds"), workdir=request.workdir,
                              log_dir=request.log_dir)
         slot_count = min(request.task_count, request.resources.max_concurrent)
-        python_path = os.pathsep.join(filter(None, [str(PZLIB_ROOT), os.environ.get("PYTHONPATH")]))
+        # Tasks import this process's pzlib: a checkout's, or else the installed one their interpreter finds.
+        python_path = os.pathsep.join(map(str, filter(None, [source_checkout(), os.environ.get("PYTHONPATH")])))
         environment = {**os.environ, **self.environment, **thread_environment(request.resources.cpus),
                        "PYTHONPATH": python_path}
         state_dir = _state_dir(handle)

@@ -39,12 +39,13 @@ from pzlib.cluster.backend import (
     TaskState,
     log_paths,
 )
-from pzlib.cluster.local import PZLIB_ROOT, thread_environment
+from pzlib.cluster.local import thread_environment
 from pzlib.cluster.ssh import ConnectionLost, RemoteShell, SSHSettings, quote_path
+from pzlib.resources import include_path, source_checkout
 
 log = logging.getLogger(__name__)
 
-TEMPLATE = PZLIB_ROOT / "include" / "sbatch" / "job_array.sbatch"
+TEMPLATE = include_path("sbatch", "job_array.sbatch")
 """The batch script template of every job array."""
 
 CLUSTER_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -69,7 +70,8 @@ class SlurmBackend(JobBackend):
         Python interpreter on the cluster's compute nodes (default: this process's, for a cluster that shares
         this machine's filesystem).
     pythonpath : str, optional
-        Prepended to the tasks' PYTHONPATH so that ``pzlib`` imports (default: this checkout); "" adds nothing.
+        Prepended to the tasks' PYTHONPATH so that ``pzlib`` imports (default: the checkout this pzlib runs from,
+        nothing for an installed pzlib); "" adds nothing.
     environment : dict, optional
         Extra environment variables of the tasks.
 
@@ -86,7 +88,7 @@ class SlurmBackend(JobBackend):
                  environment: dict[str, str] | None = None):
         self.shell = RemoteShell(ssh)
         self.python = python or sys.executable
-        self.pythonpath = str(PZLIB_ROOT) if pythonpath is None else pythonpath
+        self.pythonpath = str(source_checkout() or "") if pythonpath is None else pythonpath
         self.environment = dict(environment or {})
         self.slurm_commands = 0
         """Slurm commands run so far (sbatch, sacct, squeue, scancel), for benchmarks."""

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from pzlib.config import REPO_ROOT
+from pzlib.resources import include_path
 
 MAX_RADIUS_ARCSEC = 60.0
 """Largest accepted match radius: spec-z positions are good to well under an arcsecond, and at a minute of arc
@@ -34,7 +34,7 @@ OUTPUT_FORMATS = ("parquet", "csv", "hats")
 DEREDDENING_METHODS = ("sfd",)
 DUPLICATE_CRITERIA = ("closest", "all")
 COMBINE_TYPES = ("concatenate", "concatenate_and_mark_duplicates", "concatenate_and_remove_duplicates")
-DEFAULT_FLAG_TRANSLATION_FILE = REPO_ROOT / "include" / "crc" / "flag_translation.yaml"
+DEFAULT_FLAG_TRANSLATION_FILE = include_path("crc", "flag_translation.yaml")
 SPECZ_ROLES = ("id", "ra", "dec", "z", "z_err", "z_flag")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 

@@ -36,7 +36,6 @@ import pyarrow as pa
 import yaml
 
 from pzlib.catalog import open_catalog
-from pzlib.config import REPO_ROOT
 from pzlib.pdf import (
     PDF_COLUMN,
     QP_METADATA_KEY,
@@ -46,8 +45,9 @@ from pzlib.pdf import (
     pdf_width,
     storage_metadata,
 )
+from pzlib.resources import include_path
 
-SUITES_DIR = REPO_ROOT / "include" / "expectations"
+SUITES_DIR = include_path("expectations")
 """Folder of the suite definitions (``<name>.yaml``)."""
 
 EXAMPLE_COUNT = 5
