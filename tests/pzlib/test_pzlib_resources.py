@@ -1,6 +1,7 @@
 """pzlib.resources: the data files of include/ and the checkout are found through the package, from any folder.
 
-tests/test_installed_wheel.py runs the same accessors from an installed wheel, outside the checkout.
+tests/test_installed_wheel.py runs the same accessors from an installed wheel, outside the checkout. (Not
+test_resources.py: tests/pzlib/cluster/ has one, and test modules here need distinct basenames.)
 """
 
 from __future__ import annotations
