@@ -1,11 +1,12 @@
 """Versioned, idempotent schema migrations of the registry database.
 
 A ``schema_version`` table records every step applied; ``migrate(engine)`` applies the missing ones, in
-order, in one transaction (on Postgres under an advisory lock, so api-server workers starting together do not
-race). Every step checks before it acts: the first step creates whatever tables of ``pzlib.registry.schema``
-are missing and seeds the product types, so it is also correct on a database built by later code. A later
-schema change appends a step that alters an existing database only where it still differs
-(``sqlalchemy.inspect`` tells), and leaves a database that already has the change alone.
+order, in one transaction (on Postgres under an advisory lock, on SQLite begun ``IMMEDIATE``, so api-server
+workers starting together do not race and a step that fails leaves the database as it was). Every step checks
+before it acts: the first step creates whatever tables of ``pzlib.registry.schema`` are missing and seeds the
+product types, so it is also correct on a database built by later code. A later schema change appends a step
+that alters an existing database only where it still differs (``sqlalchemy.inspect`` tells), and leaves a
+database that already has the change alone.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from sqlalchemy import (
     inspect,
     select,
     text,
+    update,
 )
 
-from pzlib.registry import schema
+from pzlib.registry import schema, transactions
 from pzlib.registry.errors import RegistryError
+from pzlib.registry.schema import FileRole
 
 schema_version = Table(
     "schema_version",
@@ -83,9 +86,62 @@ def _add_release_object_catalogs(connection: Connection) -> None:
             connection.execute(text(f"ALTER TABLE {schema.releases.name} ADD COLUMN {column.name} {kind}"))
 
 
+def _one_main_file_per_product(connection: Connection) -> None:
+    """Add the index that holds one main file per product. Racing uploads could leave several main files in a
+    database of older code: the first one recorded stays the main file and the others become auxiliary files,
+    so no file is lost."""
+    files = schema.product_files
+    index = schema.ONE_MAIN_FILE_INDEX
+    if index.name in {found["name"] for found in inspect(connection).get_indexes(files.name)}:
+        return
+    main = int(FileRole.MAIN)
+    first_main_files = select(func.min(files.c.id)).where(files.c.role == main).group_by(files.c.product_id)
+    connection.execute(
+        update(files)
+        .where(files.c.role == main, files.c.id.not_in(first_main_files))
+        .values(role=int(FileRole.AUXILIARY))
+    )
+    index.create(connection)
+
+
+def _never_reuse_ids(connection: Connection) -> None:
+    """Make SQLite tables ``AUTOINCREMENT`` (Postgres sequences never give an id twice)."""
+    if connection.dialect.name != "sqlite":
+        return
+    # The rebuild drops tables that other tables refer to; their rows come back before the commit checks.
+    connection.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+    for table in schema.metadata.sorted_tables:
+        if table.dialect_options["sqlite"]["autoincrement"] and not _has_autoincrement(connection, table.name):
+            _rebuild_sqlite_table(connection, table)
+
+
+def _has_autoincrement(connection: Connection, table_name: str) -> bool:
+    definition = connection.scalar(
+        text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :name"), {"name": table_name}
+    )
+    return "AUTOINCREMENT" in definition.upper()
+
+
+def _rebuild_sqlite_table(connection: Connection, table: Table) -> None:
+    """Make ``table`` anew as the schema defines it, keeping its rows and ids (SQLite cannot alter a table's
+    primary key in place)."""
+    kept = [column["name"] for column in inspect(connection).get_columns(table.name) if column["name"] in table.c]
+    columns = ", ".join(f'"{name}"' for name in kept)
+    aside = f"pz_rebuild_{table.name}"
+    # Columns without a type keep every value exactly as stored.
+    connection.exec_driver_sql(f'CREATE TEMP TABLE "{aside}" ({columns})')
+    connection.exec_driver_sql(f'INSERT INTO temp."{aside}" SELECT {columns} FROM "{table.name}"')
+    connection.exec_driver_sql(f'DROP TABLE "{table.name}"')
+    table.create(connection)
+    connection.exec_driver_sql(f'INSERT INTO "{table.name}" ({columns}) SELECT {columns} FROM temp."{aside}"')
+    connection.exec_driver_sql(f'DROP TABLE temp."{aside}"')
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "registry tables and the seven product types", _create_tables_and_seed_product_types),
     Migration(2, "object catalog of a release (Training Set Maker)", _add_release_object_catalogs),
+    Migration(3, "one main file per product, held by a unique index", _one_main_file_per_product),
+    Migration(4, "ids never reused (SQLite AUTOINCREMENT)", _never_reuse_ids),
 )
 """Every step, ordered by version (1, 2, …)."""
 
@@ -134,7 +190,7 @@ def migrate(engine: Engine) -> int:
     >>> migrate(create_engine("sqlite://")) == LATEST_VERSION
     True
     """
-    with engine.begin() as connection:
+    with transactions.writing(engine, "the registry schema") as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_LOCK_KEY})
         schema_version.create(connection, checkfirst=True)

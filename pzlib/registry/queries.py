@@ -2,7 +2,9 @@
 
 Every function takes the caller's open ``Connection`` so it runs inside the caller's transaction. Functions
 named ``find_*`` return ``None`` for a missing record; ``visible_*`` and ``changeable_*`` apply the visibility
-and ownership rules and raise the domain exceptions; ``check_*`` enforce the other rules.
+and ownership rules and raise the domain exceptions; ``check_*`` enforce the other rules. ``changeable_*`` lock
+the product they return until the transaction ends (Postgres; a SQLite write transaction excludes every other
+writer anyway), so a concurrent change or delete of it waits, and what they read stays true until the commit.
 """
 
 from __future__ import annotations
@@ -203,22 +205,24 @@ def product_by_id(connection: Connection, product_id: int) -> Product:
     return product_from_row(row)
 
 
-def visible_product(connection: Connection, user: User, reference: int | str) -> Product:
-    """The product with this id or internal name, when ``user`` may see it; else ``NotFound``."""
+def visible_product(connection: Connection, user: User, reference: int | str, *, lock: bool = False) -> Product:
+    """The product with this id or internal name, when ``user`` may see it; else ``NotFound``. With ``lock``,
+    its row is locked until the transaction ends."""
     reference = checks.reference(reference, "product")
-    row = connection.execute(
+    query = (
         select(*PRODUCT_COLUMNS)
         .select_from(PRODUCT_JOIN)
         .where(_by_id_or_name(reference, _p.c.id, _p.c.internal_name), visible_to(user))
-    ).one_or_none()
+    )
+    row = connection.execute(query.with_for_update(of=_p) if lock else query).one_or_none()
     if row is None:
         raise NotFound(f"product {reference!r} does not exist or is not visible to you")
     return product_from_row(row)
 
 
 def changeable_product(connection: Connection, user: User, reference: int | str) -> Product:
-    """The product, when ``user`` may see and change it; else ``NotFound`` or ``PermissionDenied``."""
-    found = visible_product(connection, user, reference)
+    """The product, locked, when ``user`` may see and change it; else ``NotFound`` or ``PermissionDenied``."""
+    found = visible_product(connection, user, reference, lock=True)
     if not found.can_be_changed_by(user):
         raise PermissionDenied(
             f"product {found.internal_name} belongs to {found.owner_username}; "
@@ -374,11 +378,14 @@ def files_of(connection: Connection, product_id: int) -> tuple[ProductFile, ...]
 
 
 def changeable_file(connection: Connection, user: User, file_id: int) -> ProductFile:
-    """The file, when ``user`` may change its product; else ``NotFound`` or ``PermissionDenied``."""
+    """The file, when ``user`` may change its product (locked); else ``NotFound`` or ``PermissionDenied``."""
     found = file_by_id(connection, file_id)
+    if found is not None:
+        changeable_product(connection, user, found.product_id)
+        # Read again under the lock: a request that held it may have deleted the file.
+        found = file_by_id(connection, file_id)
     if found is None:
         raise NotFound(f"product file {file_id!r} does not exist")
-    changeable_product(connection, user, found.product_id)
     return found
 
 
@@ -392,6 +399,24 @@ def content_from_row(row: Row) -> ProductContent:
         alias=row.alias,
         order=row.position,
     )
+
+
+def changeable_content(connection: Connection, user: User, content_id: int) -> tuple[Product, ProductContent]:
+    """A column and its product (locked), when ``user`` may change the product; else ``NotFound`` or
+    ``PermissionDenied``."""
+    found = _content_by_id(connection, content_id)
+    if found is not None:
+        product = changeable_product(connection, user, found.product_id)
+        # Read again under the lock: a request that held it may have replaced the columns.
+        found = _content_by_id(connection, content_id)
+    if found is None:
+        raise NotFound(f"product content {content_id!r} does not exist")
+    return product, found
+
+
+def _content_by_id(connection: Connection, content_id: int) -> ProductContent | None:
+    row = connection.execute(select(_contents).where(_contents.c.id == content_id)).one_or_none()
+    return None if row is None else content_from_row(row)
 
 
 def contents_of(connection: Connection, product_id: int) -> tuple[ProductContent, ...]:

@@ -242,7 +242,8 @@ class ProductFiles:
             return self._store(user, target, prepared, file_role, mime_type)
 
     def delete_file(self, user: User, file_id: int) -> ProductFile:
-        """Remove a file's record and content; removing the main file forgets the product's columns.
+        """Remove a file's record and content; removing the main file forgets the product's columns (in the same
+        transaction, so a delete of the product racing this one leaves nothing behind).
 
         Raises
         ------
@@ -250,8 +251,6 @@ class ProductFiles:
             As ``Registry.delete_file``.
         """
         removed = self.registry.delete_file(user, file_id)
-        if removed.role is FileRole.MAIN:
-            self.registry.set_contents(user, removed.product_id, [])
         self._remove_content(removed)
         return removed
 

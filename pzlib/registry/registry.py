@@ -9,7 +9,9 @@ one that is visible but not the user's to change is ``PermissionDenied``.
 
 Methods that act for a user take the ``User`` returned by ``authenticate`` (or ``get_user``) first. Methods
 without one (releases, users, tokens, process state) are administrative: the CLI and the Airflow tasks call
-them. Every method runs in its own transaction; on failure nothing is changed.
+them. Every method runs in its own transaction; on failure nothing is changed. Changes run in
+``transactions.writing``, so concurrent requests on one product end in a result, ``NotFound`` or
+``AlreadyExists``, never in a database error.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 
-from pzlib.registry import checks, queries, schema
+from pzlib.registry import checks, queries, schema, transactions
 from pzlib.registry.checks import UNSET, Unset
 from pzlib.registry.errors import (
     AlreadyExists,
@@ -196,7 +198,7 @@ class Registry:
         name = checks.release_name(name)
         display_name = checks.display_name(display_name)
         groups = checks.group_names(access_groups)
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"release {name!r}") as connection:
             if queries.find_release(connection, name) is not None:
                 raise AlreadyExists(f"release {name!r} already exists")
             release_id = connection.execute(
@@ -248,7 +250,7 @@ class Registry:
         if object_column_map is not UNSET:
             values["object_column_map"] = checks.column_map(object_column_map)
         groups = None if access_groups is None else checks.group_names(access_groups)
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"release {release!r}") as connection:
             current = queries.find_release(connection, checks.reference(release, "release"))
             if current is None:
                 raise NotFound(f"release {release!r} does not exist")
@@ -342,7 +344,7 @@ class Registry:
             provenance = checks.json_object(provenance, "provenance")
         if official and not user.is_admin:
             raise PermissionDenied("only admins may create official products")
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"product {display_name!r}") as connection:
             type_row = queries.find_product_type(connection, checks.reference(product_type, "product_type"))
             if type_row is None:
                 raise InvalidInput(queries.unknown_product_type_message(connection, product_type))
@@ -485,7 +487,7 @@ class Registry:
         AlreadyExists, InvalidInput
             As ``create_product``.
         """
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"product {product!r}") as connection:
             current = queries.changeable_product(connection, user, product)
             values: dict[str, Any] = {}
             if display_name is not UNSET:
@@ -538,7 +540,7 @@ class Registry:
         NotFound, PermissionDenied
             As ``update_product``.
         """
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"product {product!r}") as connection:
             current = queries.changeable_product(connection, user, product)
             removed_files = queries.files_of(connection, current.id)
             connection.execute(delete(_contents).where(_contents.c.product_id == current.id))
@@ -610,7 +612,7 @@ class Registry:
         n_rows = checks.optional_count(n_rows, "n_rows")
         if not isinstance(storage_key, str) or not storage_key.strip():
             raise InvalidInput(f"storage_key {storage_key!r} is empty; store the file first")
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"product {product!r}") as connection:
             current = queries.changeable_product(connection, user, product)
             for existing in queries.files_of(connection, current.id):
                 if existing.name == name:
@@ -696,7 +698,7 @@ class Registry:
             values["n_rows"] = checks.optional_count(n_rows, "n_rows")
         if checksum is not UNSET:
             values["checksum"] = checks.optional_text(checksum, "checksum", 128)
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"product file {file_id!r}") as connection:
             current = queries.changeable_file(connection, user, file_id)
             if values:
                 connection.execute(
@@ -706,16 +708,19 @@ class Registry:
             return queries.file_by_id(connection, current.id)
 
     def delete_file(self, user: User, file_id: int) -> ProductFile:
-        """Remove a file record; the caller deletes the returned record's ``storage_key`` object.
+        """Remove a file record; removing the main file forgets the product's columns. The caller deletes the
+        returned record's ``storage_key`` object.
 
         Raises
         ------
         NotFound, PermissionDenied
             As ``update_product``, for the file's product.
         """
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"product file {file_id!r}") as connection:
             current = queries.changeable_file(connection, user, file_id)
             connection.execute(delete(_files).where(_files.c.id == current.id))
+            if current.role is FileRole.MAIN:
+                connection.execute(delete(_contents).where(_contents.c.product_id == current.product_id))
             queries.touch_product(connection, current.product_id)
             return current
 
@@ -768,7 +773,7 @@ class Registry:
                     "position": position,
                 }
             )
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"product {product!r}") as connection:
             current = queries.changeable_product(connection, user, product)
             connection.execute(delete(_contents).where(_contents.c.product_id == current.id))
             if cleaned:
@@ -809,28 +814,25 @@ class Registry:
             values["ucd"] = checks.optional_text(ucd, "ucd", 128)
         if alias is not UNSET:
             values["alias"] = checks.optional_text(alias, "alias", schema.NAME_LENGTH)
-        with self.engine.begin() as connection:
-            row = connection.execute(select(_contents).where(_contents.c.id == content_id)).one_or_none()
-            if row is None:
-                raise NotFound(f"product content {content_id!r} does not exist")
-            current = queries.changeable_product(connection, user, row.product_id)
+        with transactions.writing(self.engine, f"product content {content_id!r}") as connection:
+            product, column = queries.changeable_content(connection, user, content_id)
             if values.get("alias") is not None:
                 clash = connection.execute(
                     select(_contents.c.column_name).where(
-                        _contents.c.product_id == current.id,
-                        _contents.c.id != content_id,
+                        _contents.c.product_id == product.id,
+                        _contents.c.id != column.id,
                         func.lower(_contents.c.alias) == values["alias"].lower(),
                     )
                 ).first()
                 if clash is not None:
                     raise InvalidInput(
                         f"alias {values['alias']!r} is already given to column {clash.column_name!r} of "
-                        f"product {current.internal_name}; clear it there first"
+                        f"product {product.internal_name}; clear it there first"
                     )
             if values:
-                connection.execute(update(_contents).where(_contents.c.id == content_id).values(**values))
-                queries.touch_product(connection, current.id)
-            updated = connection.execute(select(_contents).where(_contents.c.id == content_id)).one()
+                connection.execute(update(_contents).where(_contents.c.id == column.id).values(**values))
+                queries.touch_product(connection, product.id)
+            updated = connection.execute(select(_contents).where(_contents.c.id == column.id)).one()
             return queries.content_from_row(updated)
 
     # Processes
@@ -875,7 +877,7 @@ class Registry:
         pipeline = checks.display_name(pipeline, "pipeline")
         display_name = checks.display_name(display_name)
         used_config = checks.json_object({} if used_config is None else used_config, "used_config")
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, "an input or output product of the process") as connection:
             input_ids: list[int] = []
             for reference in inputs:
                 try:
@@ -978,7 +980,7 @@ class Registry:
             values["run_id"] = checks.optional_text(run_id, "run_id", schema.NAME_LENGTH)
         if error is not UNSET:
             values["error"] = error or None
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"process {process_id!r}") as connection:
             current = queries.process_by_id(connection, process_id)
             if current is None:
                 raise NotFound(f"process {process_id!r} does not exist")
@@ -1033,7 +1035,7 @@ class Registry:
         """
         username = checks.username(username)
         group_names = checks.group_names(groups)
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"user {username!r}") as connection:
             if queries.find_user(connection, username) is not None:
                 raise AlreadyExists(f"user {username!r} already exists")
             user_id = connection.execute(
@@ -1094,7 +1096,7 @@ class Registry:
         if last_name is not None:
             values["last_name"] = checks.optional_text(last_name, "last_name", 150) or ""
         group_names = None if groups is None else checks.group_names(groups)
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"user {user!r}") as connection:
             current = queries.find_user(connection, checks.reference(user, "user"))
             if current is None:
                 raise NotFound(f"user {user!r} does not exist")
@@ -1125,7 +1127,7 @@ class Registry:
             No such user.
         """
         key = secrets.token_hex(20)
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, f"user {user!r}") as connection:
             owner = queries.find_user(connection, checks.reference(user, "user"))
             if owner is None:
                 raise NotFound(f"user {user!r} does not exist")
@@ -1167,7 +1169,7 @@ class Registry:
         NotFound
             Unknown key.
         """
-        with self.engine.begin() as connection:
+        with transactions.writing(self.engine, "the API token") as connection:
             removed = connection.execute(
                 delete(schema.api_tokens).where(schema.api_tokens.c.key_sha256 == _key_hash(str(key)))
             ).rowcount

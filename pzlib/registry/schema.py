@@ -5,6 +5,11 @@ codes of product statuses and file roles, and the product-type seed, are LIneA's
 ``pzserver`` client reads them unchanged. Foreign keys carry no ``ON DELETE`` actions: the registry deletes
 children explicitly, which behaves the same on SQLite (where enforcement is a per-connection pragma) and on
 Postgres.
+
+Ids are never given twice: Postgres sequences never go back, and on SQLite every table with an ``id`` is
+``AUTOINCREMENT`` (without it SQLite gives the id of the last row deleted to the next row), so a link to a
+deleted product never opens another one. A product has at most one main file, held by a partial unique index
+that both databases enforce, whatever the requests racing to add one.
 """
 
 from __future__ import annotations
@@ -179,6 +184,7 @@ users = Table(
     Column("last_name", String(150), nullable=False, default=""),
     Column("is_admin", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 user_groups = Table(
@@ -196,6 +202,7 @@ api_tokens = Table(
     Column("key_sha256", String(64), nullable=False, unique=True),
     Column("label", String(NAME_LENGTH), nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 product_types = Table(
@@ -206,6 +213,7 @@ product_types = Table(
     Column("display_name", String(NAME_LENGTH), nullable=False),
     Column("description", Text, nullable=False, default=""),
     Column("display_order", Integer, nullable=False, default=0),
+    sqlite_autoincrement=True,
 )
 
 releases = Table(
@@ -221,6 +229,7 @@ releases = Table(
     # the Training Set Maker cross-matches spec-z catalogs with.
     Column("object_catalog", Text),
     Column("object_column_map", JSON),
+    sqlite_autoincrement=True,
 )
 
 release_groups = Table(
@@ -248,6 +257,7 @@ products = Table(
     Column("provenance", JSON),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    sqlite_autoincrement=True,
 )
 
 product_files = Table(
@@ -267,7 +277,17 @@ product_files = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("product_id", "name", name="uq_product_files_product_name"),
+    sqlite_autoincrement=True,
 )
+
+ONE_MAIN_FILE_INDEX = Index(
+    "uq_product_files_one_main",
+    product_files.c.product_id,
+    unique=True,
+    sqlite_where=product_files.c.role == int(FileRole.MAIN),
+    postgresql_where=product_files.c.role == int(FileRole.MAIN),
+)
+"""At most one main file per product: the database refuses a second one even when two uploads race."""
 
 product_contents = Table(
     "product_contents",
@@ -279,6 +299,7 @@ product_contents = Table(
     Column("alias", String(NAME_LENGTH)),
     Column("position", Integer, nullable=False),
     UniqueConstraint("product_id", "column_name", name="uq_product_contents_product_column"),
+    sqlite_autoincrement=True,
 )
 
 processes = Table(
@@ -299,6 +320,7 @@ processes = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("started_at", DateTime(timezone=True)),
     Column("ended_at", DateTime(timezone=True)),
+    sqlite_autoincrement=True,
 )
 
 process_inputs = Table(

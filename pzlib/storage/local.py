@@ -97,8 +97,12 @@ class LocalStorage(Storage):
             raise InvalidKey(f"{key!r} is a directory of objects in {self.url}; use delete_tree")
         path.unlink(missing_ok=True)
         parent = path.parent
-        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
+        while parent != self.root:
+            try:
+                # Only an empty directory goes; another request may be writing into it or removing it too.
+                parent.rmdir()
+            except OSError:
+                break
             parent = parent.parent
 
     def _path(self, key: str) -> Path:
