@@ -159,7 +159,8 @@ def _replace_groups(connection: Connection, owner_column: Column, owner_id: int,
 
 
 def visible_to(user: User) -> ColumnElement[bool]:
-    """Condition on the product join: products ``user`` may see."""
+    """Condition on the product join: products ``user`` may see. Drafts (any status but Published) are their
+    owner's and the admins' alone; a Published product is shared by its release's visibility."""
     if user.is_admin:
         return true()
     groups = schema.release_groups
@@ -169,7 +170,11 @@ def visible_to(user: User) -> ColumnElement[bool]:
             _releases.c.id.in_(select(groups.c.release_id).where(groups.c.group_name.in_(user.groups))),
         )
     )
-    return or_(_p.c.user_id == user.id, _p.c.release_id.is_(None), _p.c.release_id.in_(visible_releases))
+    shared = and_(
+        _p.c.status == int(ProductStatus.PUBLISHED),
+        or_(_p.c.release_id.is_(None), _p.c.release_id.in_(visible_releases)),
+    )
+    return or_(_p.c.user_id == user.id, shared)
 
 
 def product_from_row(row: Row) -> Product:

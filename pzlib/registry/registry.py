@@ -1,7 +1,8 @@
 """The PZ Server domain: products, their files and columns, releases, pipeline runs, users and API tokens.
 
 ``Registry`` owns every rule of the domain so an HTTP layer only translates: who may see a product (admins;
-its owner; everyone when it has no release or its release is public; members of the release's access groups),
+its owner; once it is Published, everyone when it has no release or its release is public, and members of the
+release's access groups; a draft, any other status, only its owner and admins),
 who may change it (its owner or an admin), who may mark it official (admins), what a publish needs (the
 mandatory columns of its type), how internal names are made (``<id>_<slug>``, as LIneA's PZ Server). A product
 that exists but is not visible to the acting user is reported as ``NotFound``, so its existence does not leak;

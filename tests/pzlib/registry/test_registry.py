@@ -39,6 +39,12 @@ def _specz(registry: Registry, user: User, name: str = "Spec-z DR2", **fields) -
     return registry.create_product(user, display_name=name, product_type="redshift_catalog", **fields)
 
 
+def _publish(registry: Registry, user: User, product: Product) -> Product:
+    """Associate the spec-z columns (they cover every mandatory alias) and publish: others see it now."""
+    registry.set_contents(user, product.id, SPECZ_COLUMNS)
+    return registry.update_product(user, product.id, status=ProductStatus.PUBLISHED)
+
+
 # Opening
 
 
@@ -296,9 +302,9 @@ def test_products_are_visible_by_owner_release_and_groups(
     carol = registry.create_user("carol", groups=["lsst"])
     registry.create_release("dp1", "Data Preview 1", is_public=True)
     registry.create_release("dp2", "Data Preview 2", access_groups=["lsst"])
-    no_release = _specz(registry, carol, "No release")
-    public = _specz(registry, carol, "Public", release="dp1")
-    restricted = _specz(registry, carol, "Restricted", release="dp2")
+    no_release = _publish(registry, carol, _specz(registry, carol, "No release"))
+    public = _publish(registry, carol, _specz(registry, carol, "Public", release="dp1"))
+    restricted = _publish(registry, carol, _specz(registry, carol, "Restricted", release="dp2"))
     bobs_own = _specz(registry, bob, "Bob's", release="dp1")
     registry.update_release("dp1", is_public=False)
     carol = registry.update_user("carol", groups=[])
@@ -315,6 +321,45 @@ def test_products_are_visible_by_owner_release_and_groups(
         registry.get_product(bob, restricted.id)
     with pytest.raises(NotFound):
         registry.get_product(bob, restricted.internal_name)
+
+
+@pytest.mark.parametrize("status", [ProductStatus.REGISTERING, ProductStatus.PROCESSING, ProductStatus.FAILED])
+def test_drafts_are_visible_only_to_their_owner_and_admins(
+    registry: Registry, admin: User, alice: User, bob: User, status: ProductStatus
+) -> None:
+    registry.create_release("dp1", "Data Preview 1", is_public=True)
+    drafts = [
+        _specz(registry, alice, "Draft", status=status),
+        _specz(registry, alice, "Public draft", release="dp1", status=status),
+    ]
+    main_files = [
+        registry.add_file(alice, draft.id, name="specz.csv", storage_key=f"k/{draft.id}", size=1) for draft in drafts
+    ]
+    for draft in drafts:
+        registry.set_contents(alice, draft.id, SPECZ_COLUMNS)
+
+    for user in (alice, admin):
+        assert {product.id for product in registry.list_products(user).results} == {draft.id for draft in drafts}
+        for draft in drafts:
+            assert registry.get_product(user, draft.internal_name).id == draft.id
+    assert registry.list_products(bob).count == 0
+    assert registry.list_products(bob, ProductFilter(status=(status,), owner=("alice",))).count == 0
+    for draft, main in zip(drafts, main_files, strict=True):
+        for read, reference in (
+            (registry.get_product, draft.id),
+            (registry.get_product, draft.internal_name),
+            (registry.list_files, draft.id),
+            (registry.get_file, main.id),
+            (registry.list_contents, draft.id),
+        ):
+            with pytest.raises(NotFound, match="does not exist"):
+                read(bob, reference)
+        with pytest.raises(InvalidInput, match="not visible to you"):
+            registry.create_process(bob, pipeline="p", display_name="x", inputs=[draft.id])
+
+    published = registry.update_product(alice, drafts[1].id, status=ProductStatus.PUBLISHED)
+    assert [product.id for product in registry.list_products(bob).results] == [published.id]
+    assert registry.list_files(bob, published.id) == (main_files[1],)
 
 
 def test_missing_products_are_not_found(registry: Registry, admin: User) -> None:
@@ -334,6 +379,7 @@ def test_list_products_filters_like_lineas_api(
     official = registry.create_product(
         admin, display_name="Rubin objects", product_type="object_catalog", official=True, release="dp1"
     )
+    official = _publish(registry, admin, official)
     other = registry.create_product(bob, display_name="Bob notes", product_type="other")
     registry.update_product(bob, other.id, status=ProductStatus.PUBLISHED)
 
@@ -345,7 +391,7 @@ def test_list_products_filters_like_lineas_api(
     assert ids(release=("dp1",)) == [specz.id, official.id]
     assert ids(without_release=True) == [training.id, other.id]
     assert ids(without_release=False) == [specz.id, official.id]
-    assert ids(status=(ProductStatus.PUBLISHED,)) == [other.id]
+    assert ids(status=(ProductStatus.PUBLISHED,)) == [official.id, other.id]
     assert ids(official=True) == [official.id]
     assert ids(owner=("bob", admin.id)) == [official.id, other.id]
     assert ids(internal_name=(specz.internal_name,)) == [specz.id]
@@ -419,7 +465,7 @@ def test_list_products_refuses_bad_paging(
 def test_owners_and_admins_update_products_others_may_not(
     registry: Registry, admin: User, alice: User, bob: User
 ) -> None:
-    product = _specz(registry, alice)
+    product = _publish(registry, alice, _specz(registry, alice))
 
     renamed = registry.update_product(alice, product.id, display_name="Spec-z v2", description="new")
     by_admin = registry.update_product(admin, product.internal_name, pz_code=None, release_year=2026)
@@ -469,9 +515,8 @@ def test_publishing_needs_the_mandatory_columns_of_the_type(registry: Registry, 
 def test_delete_product_removes_it_with_its_files_and_columns(
     registry: Registry, alice: User, bob: User
 ) -> None:
-    product = _specz(registry, alice)
+    product = _publish(registry, alice, _specz(registry, alice))
     main = registry.add_file(alice, product.id, name="specz.csv", storage_key="k/specz.csv", size=10)
-    registry.set_contents(alice, product.id, SPECZ_COLUMNS)
     used_by = registry.create_process(
         alice, pipeline="training_set_maker", display_name="TSM", inputs=[product.id]
     )
@@ -497,7 +542,7 @@ def test_delete_product_removes_it_with_its_files_and_columns(
 
 
 def test_files_are_added_listed_updated_and_deleted(registry: Registry, alice: User, bob: User) -> None:
-    product = _specz(registry, alice)
+    product = _publish(registry, alice, _specz(registry, alice))
     main = registry.add_file(
         alice,
         product.id,
@@ -560,7 +605,7 @@ def test_add_file_refuses_bad_input(registry: Registry, alice: User, fields: dic
 def test_add_file_refuses_a_second_main_file_a_repeated_name_and_other_users(
     registry: Registry, alice: User, bob: User
 ) -> None:
-    product = _specz(registry, alice)
+    product = _publish(registry, alice, _specz(registry, alice))
     registry.add_file(alice, product.id, name="specz.csv", storage_key="k/1", size=1)
 
     with pytest.raises(AlreadyExists, match="already has a main file"):
@@ -612,7 +657,7 @@ def test_contents_record_columns_in_order_and_are_replaced(registry: Registry, a
 def test_set_contents_refuses_repeated_columns_and_aliases(
     registry: Registry, alice: User, bob: User
 ) -> None:
-    product = _specz(registry, alice)
+    product = _publish(registry, alice, _specz(registry, alice))
     registry.set_contents(alice, product.id, ["ra"])
 
     with pytest.raises(InvalidInput, match="column 'ra' is listed twice"):
@@ -629,7 +674,7 @@ def test_set_contents_refuses_repeated_columns_and_aliases(
 
 
 def test_update_content_associates_a_column(registry: Registry, alice: User, bob: User) -> None:
-    product = _specz(registry, alice)
+    product = _publish(registry, alice, _specz(registry, alice))
     ra, dec = registry.set_contents(alice, product.id, ["ra", "dec"])
 
     associated = registry.update_content(alice, ra.id, ucd="pos.eq.ra;meta.main", alias="RA")
@@ -707,7 +752,9 @@ def test_stop_process(registry: Registry, admin: User, alice: User, bob: User) -
 def test_create_process_refuses_bad_inputs_and_outputs(registry: Registry, alice: User, bob: User) -> None:
     registry.create_release("dp2", "Data Preview 2", access_groups=["lsst"])
     hidden = _specz(registry, alice, "Hidden", release="dp2")
-    alices_output = registry.create_product(alice, display_name="Out", product_type="training_set")
+    alices_output = _publish(
+        registry, alice, registry.create_product(alice, display_name="Out", product_type="training_set")
+    )
     bobs_input = _specz(registry, bob)
 
     with pytest.raises(InvalidInput, match=f"input product {hidden.id} does not exist or is not visible"):
