@@ -11,7 +11,9 @@ cancel::
     LOG_DIR/local-<id>_<i>.out, .err     each task's stdout and stderr
 
 A slot whose process is gone (killed, machine restarted) without recording the end of a task leaves that task
-FAILED (CANCELLED if the array was cancelled): it is never taken for completed. Of the resources, ``cpus``
+FAILED (CANCELLED if the array was cancelled): it is never taken for completed. A task killed from outside
+(SIGKILL, the OOM killer) had no chance to record anything either: whichever of it and its slot is seen to die
+first, its state says so in the same words (:data:`UNRECORDED_END`). Of the resources, ``cpus``
 (thread counts) and ``max_concurrent`` apply here; memory, time limit, partition and account are Slurm's.
 """
 
@@ -46,6 +48,10 @@ def thread_environment(cpus: int) -> dict[str, str]:
     """Thread counts of the numeric libraries, so a task uses the CPUs it was given and no more."""
     names = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
     return {name: str(cpus) for name in names}
+
+
+UNRECORDED_END = "ended without recording the task's end"
+"""The reason of a task whose process, or whose slot's, was killed from outside."""
 
 
 def _state_dir(handle_or_workdir: ArrayHandle | str, job_id: str | None = None) -> Path:
@@ -120,13 +126,13 @@ class LocalBackend(JobBackend):
                     record = read_json(_task_record_path(state_dir, index))
                     if record and record["state"] != "RUNNING":
                         states[handle.task_id(index)] = TaskState(record["state"], record.get("exit_code"),
-                                                                   record.get("signal"))
+                                                                   record.get("signal"), record.get("reason", ""))
                     elif alive or "pid" not in slot:
                         states[handle.task_id(index)] = TaskState("RUNNING" if record else "PENDING")
                     else:
                         states[handle.task_id(index)] = TaskState(
                             "CANCELLED" if array["cancelled"] else "FAILED",
-                            reason="its worker process ended without recording the task's end",
+                            reason=f"its slot's supervisor {UNRECORDED_END} (killed, or the machine restarted)",
                         )
         return states
 
@@ -210,12 +216,15 @@ def run_slot(state_dir: Path, slot_number: int) -> int:
                                             stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr)
             write_json(record_path, {"state": "RUNNING", "pid": task_process.pid, "started": time.time()})
             returncode = task_process.wait()
+        killed_by = -returncode if returncode < 0 else None
+        record = {"state": "COMPLETED" if returncode == 0 else "FAILED",
+                  "exit_code": None if killed_by else returncode, "signal": killed_by}
         if cancelled:
-            state = "CANCELLED"
-        else:
-            state = "COMPLETED" if returncode == 0 else "FAILED"
-        write_json(record_path, {"state": state, "exit_code": returncode if returncode >= 0 else None,
-                                 "signal": -returncode if returncode < 0 else None})
+            record["state"] = "CANCELLED"
+        elif killed_by:  # a signal this supervisor did not send: the task's process was killed from outside
+            record["reason"] = (f"its process was killed by signal {killed_by} ({signal.strsignal(killed_by)}) and "
+                                f"{UNRECORDED_END}")
+        write_json(record_path, record)
     return 0
 
 

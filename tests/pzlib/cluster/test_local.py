@@ -14,7 +14,7 @@ import psutil
 import pytest
 from backend_contract import BackendContract, StageThreeContract, sleeper_request, wait_for_end, wait_until
 
-from pzlib.cluster.local import LocalBackend
+from pzlib.cluster.local import UNRECORDED_END, LocalBackend
 from pzlib.cluster.plan import read_json
 
 
@@ -68,8 +68,22 @@ class TestLocalBackend(BackendContract):
             process.kill()  # the slot and its task die without a word (SIGKILL)
         states, _ = wait_for_end(LocalBackend(), [handle], deadline_s=30)
 
+        # Which of the two is seen to die first is a race (the slot may record its task's end before it dies
+        # itself): either way the task failed, for the same stated reason.
         assert states[handle.task_id(0)].state == "FAILED"
-        assert "ended without recording" in states[handle.task_id(0)].reason
+        assert UNRECORDED_END in states[handle.task_id(0)].reason
+
+    def test_a_task_killed_from_outside_while_its_slot_lives_is_failed_with_the_same_reason(self, backend, tmp_path):
+        handle = backend.submit_array(sleeper_request(tmp_path, "killed", 1, "--seconds", "120"))
+        record_path = Path(handle.workdir) / f".{handle.job_id}" / "task-0.json"
+        record = wait_until(lambda: read_json(record_path), "task started")
+
+        os.kill(record["pid"], signal.SIGKILL)  # the OOM killer's way: no handler runs, nothing is recorded
+        states, _ = wait_for_end(backend, [handle], deadline_s=30)
+
+        state = states[handle.task_id(0)]
+        assert (state.state, state.exit_code, state.signal) == ("FAILED", None, signal.SIGKILL)
+        assert UNRECORDED_END in state.reason and "killed by signal 9" in state.reason
 
 
 class TestLocalStageThree(StageThreeContract):
