@@ -174,11 +174,11 @@ def cmd_summary(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from pzlib import bench
+    from pzlib.bench import compare
 
-    report = bench.run_benchmark(args.estimator, rows=args.rows, workdir=Path(args.workdir),
+    report = compare.run_benchmark(args.estimator, rows=args.rows, workdir=Path(args.workdir),
                                  batch_rows=args.batch_rows, repeats=args.repeats, cores=args.cores)
-    print(bench.format_report(report))
+    print(compare.format_report(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1))
 
@@ -190,7 +190,7 @@ def _stdout_console() -> Console:
 
 def cmd_bench_scaling(args: argparse.Namespace) -> None:
     """Time our engine at several sizes per estimator, fit a + b·rows, save the figures for ``pz forecast``."""
-    from pzlib import runtime_model
+    from pzlib.bench import runtime_model
 
     config = runtime_model.ScalingConfig(estimators=tuple(args.estimator or runtime_model.SCALING_ESTIMATORS),
                                          sizes=runtime_model.parse_sizes(args.sizes), workdir=Path(args.workdir),
@@ -210,7 +210,7 @@ def cmd_bench_scaling(args: argparse.Namespace) -> None:
 
 def cmd_forecast(args: argparse.Namespace) -> None:
     """Wall time and storage of stage III for N objects on C cores, from ``pz bench scaling``'s figures."""
-    from pzlib import runtime_model
+    from pzlib.bench import runtime_model
 
     config = runtime_model.ForecastConfig(
         objects=runtime_model.parse_count(args.objects, "--objects"),

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pzlib import pdf
-from pzlib.bench import run_stock
+from pzlib.bench.compare import run_stock
 from pzlib.catalog import CatalogError, write_parquet
 from pzlib.estimate import (
     EstimateConfig,

@@ -2,8 +2,8 @@
 forecast a release's wall time and storage.
 
 ``measure_scaling`` runs our default (fast) engine end to end — input batch → stage I cleaning → estimator →
-stored photo-z Parquet, through :func:`pzlib.bench.run_ours`, the ``estimate_partition`` path stage III uses —
-on the DC2 validation set tiled to each size (:func:`pzlib.bench.tiled_input`), each size in a fresh
+stored photo-z Parquet, through :func:`pzlib.bench.compare.run_ours`, the ``estimate_partition`` path stage III uses —
+on the DC2 validation set tiled to each size (:func:`pzlib.bench.inputs.tiled_input`), each size in a fresh
 single-threaded process, and fits ``seconds = a + b·rows`` by least squares. ``a`` is what one partition costs
 whatever its size (model load, file open and close); ``b`` is the cost of one object on one core.
 ``save_scaling`` / ``load_scaling`` keep the figures in a JSON file (``var/bench/scaling.json``) and
@@ -287,7 +287,7 @@ def _measure_in_fresh_process(estimator: str, model_path: Path, input_path: Path
     """One run in a new interpreter limited to one thread, as a stage III task starts: nothing imported or loaded."""
     from pzlib.cluster.local import thread_environment
 
-    command = [sys.executable, "-m", "pzlib.runtime_model", estimator, str(model_path), str(input_path),
+    command = [sys.executable, "-m", "pzlib.bench.runtime_model", estimator, str(model_path), str(input_path),
                str(output_path), str(batch_rows)]
     load_average = os.getloadavg()[0]
     started = time.perf_counter()
@@ -308,7 +308,7 @@ def measure_scaling(config: ScalingConfig, on_run: Callable[[str, ScalingRun], N
 
     ``on_run(estimator, run)`` is called after each run (progress).
     """
-    from pzlib.bench import tiled_input
+    from pzlib.bench.inputs import tiled_input
     from pzlib.estimate import EstimateConfig, train
     from pzlib.pdf import DEFAULT_REPRESENTATION
     from pzlib.pipeline import dc2_sample_paths
@@ -316,7 +316,7 @@ def measure_scaling(config: ScalingConfig, on_run: Callable[[str, ScalingRun], N
     config.workdir.mkdir(parents=True, exist_ok=True)
     training_path, _ = dc2_sample_paths()
     settings = {"engine": "fast", "pdf_storage": DEFAULT_REPRESENTATION, "batch_rows": config.batch_rows,
-                "threads_per_process": 1, "input": "DC2 validation set tiled (pzlib.bench.tiled_input)"}
+                "threads_per_process": 1, "input": "DC2 validation set tiled (pzlib.bench.inputs.tiled_input)"}
     inputs = {rows: tiled_input(rows, config.workdir) for rows in config.sizes}
     result = {}
     for estimator in config.estimators:
@@ -609,7 +609,7 @@ def _main(argv: list[str]) -> None:
     estimator, model_path, input_path, output_path, batch_rows = argv
     import pandas  # noqa: F401  imported by the run anyway; not a cost of the partition
 
-    from pzlib.bench import run_ours
+    from pzlib.bench.compare import run_ours
     from pzlib.estimate import configure_rail_logging
 
     configure_rail_logging("WARNING")

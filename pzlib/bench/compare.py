@@ -34,45 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pzlib.bench.inputs import split_input, tiled_input
 from pzlib.validate.metrics import point_metrics
 
 WARM_UP_ROWS = 64
 """Rows our side estimates during setup, so that compiled kernels are loaded before the stream starts."""
-
-
-def tiled_input(rows: int | None, workdir: Path) -> Path:
-    """The DC2 validation set, or ``rows`` rows of it tiled with fresh ids (RAIL's HDF5 layout)."""
-    import tables_io
-
-    from pzlib.pipeline import dc2_sample_paths
-
-    source = dc2_sample_paths()[1]
-    if rows is None:
-        return source
-    target = workdir / f"dc2_validation_x{rows}.hdf5"
-    if not target.exists():
-        columns = tables_io.read(str(source))["photometry"]
-        n_source = len(columns["id"])
-        take = np.arange(rows) % n_source
-        tiled = {name: values[take] for name, values in columns.items()}
-        tiled["id"] = np.arange(rows, dtype=np.int64)
-        staging = target.with_name(f".tmp-{target.name}")  # tables_io picks the format from the suffix
-        tables_io.write({"photometry": tiled}, str(staging))
-        staging.replace(target)
-    return target
-
-
-def split_input(input_path: Path, parts: int, workdir: Path) -> list[Path]:
-    """``input_path`` cut into ``parts`` Parquet partitions of (nearly) equal rows, made once."""
-    from pzlib.catalog import open_catalog, write_parquet
-
-    paths = [workdir / f"{input_path.stem}_part{index + 1}of{parts}.parquet" for index in range(parts)]
-    if not all(path.exists() for path in paths):
-        table = open_catalog(input_path).read()
-        bounds = np.linspace(0, table.num_rows, parts + 1).astype(int)
-        for path, start, stop in zip(paths, bounds[:-1], bounds[1:], strict=True):
-            write_parquet(table.slice(start, stop - start), path)
-    return paths
 
 
 def _peak_rss_bytes() -> int:
@@ -136,7 +102,7 @@ class _Clock:
 
 
 def run_stock(estimator: str, model_path: Path, input_path: Path, output_path: Path) -> dict:
-    """Stock RAIL, file → file, in this process; the figures of :mod:`pzlib.bench`'s timing, and zmode."""
+    """Stock RAIL, file → file, in this process; the figures of this module's timing, and zmode."""
     import qp
 
     from pzlib.estimate import EstimateConfig, _unique_stage_name
@@ -170,7 +136,7 @@ def run_stock(estimator: str, model_path: Path, input_path: Path, output_path: P
 def run_ours(estimator: str, model_path: Path, input_path: Path | list[Path], output_path: Path | list[Path],
              batch_rows: int) -> dict:
     """Our path in this process: one estimator set up once, then each input (a partition) streamed through
-    stage I cleaning and the estimator into its output; the figures of :mod:`pzlib.bench`'s timing, and zmode."""
+    stage I cleaning and the estimator into its output; the figures of this module's timing, and zmode."""
     import pyarrow.parquet as pq
 
     from pzlib.catalog import open_catalog
@@ -221,7 +187,7 @@ def _wait_for_workers(timeout: float = 120.0) -> None:
 
 def _side_command(side: str, estimator: str, model_path: Path, input_paths: list[Path], output_paths: list[Path],
                   batch_rows: int) -> list[str]:
-    return [sys.executable, "-m", "pzlib.bench", side, estimator, str(model_path),
+    return [sys.executable, "-m", "pzlib.bench.compare", side, estimator, str(model_path),
             ",".join(map(str, input_paths)), ",".join(map(str, output_paths)), str(batch_rows)]
 
 

@@ -1,4 +1,4 @@
-"""pzlib.runtime_model: the a + b·rows fit, the forecast's arithmetic, the scaling file, and bad input."""
+"""pzlib.bench.runtime_model: the a + b·rows fit, the forecast's arithmetic, the scaling file, and bad input."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from pzlib import runtime_model
-from pzlib.runtime_model import (
+from pzlib.bench import runtime_model
+from pzlib.bench.runtime_model import (
     EstimatorScaling,
     ForecastConfig,
     PartitionOverhead,

@@ -1,8 +1,8 @@
-"""pzlib.bench: both sides run on the same input and model and agree; the report carries every figure."""
+"""pzlib.bench.compare: both sides run on the same input and model and agree; the report carries every figure."""
 
 from __future__ import annotations
 
-from pzlib.bench import format_report, run_benchmark
+from pzlib.bench.compare import format_report, run_benchmark
 
 
 def test_bench_reports_side_by_side_figures(tmp_path):
