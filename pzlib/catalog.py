@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 LSST_BANDS = ("u", "g", "r", "i", "z", "y")
 FORMATS = ("parquet", "hats", "hdf5", "csv", "fits")
+FITS_SIGNATURE = b"SIMPLE  ="
+"""How every FITS file starts (its first header card); gzip, zip or bzip2 data does not, and astropy would
+inflate those."""
 
 
 class CatalogError(ValueError):
@@ -253,7 +256,7 @@ def _open_hats(path: Path):
     import hats
     import pyarrow.dataset as ds
 
-    catalog = hats.read_hats(path)
+    catalog = hats.read_hats(path, read_moc=False)  # the coverage map is not needed to read rows
     if isinstance(catalog, hats.catalog.CatalogCollection):  # lsdb writes a collection: catalog + margin cache
         catalog = catalog.main_catalog
     dataset = ds.dataset(Path(catalog.catalog_base_dir) / "dataset", format=_page_checked_parquet(),
@@ -272,6 +275,7 @@ def _open_hdf5(path: Path, group_name: str | None):
     import h5py
 
     with h5py.File(path, "r") as h5file:
+        _check_hdf5_self_contained(path, h5file)
         if group_name is None:
             group_name = "photometry" if "photometry" in h5file else "/"
         if group_name not in h5file:
@@ -297,6 +301,31 @@ def _open_hdf5(path: Path, group_name: str | None):
     return schema, num_rows, batches
 
 
+def _check_hdf5_self_contained(path: Path, h5file) -> None:
+    """Refuse an HDF5 file whose data lives elsewhere: reading it would open another file of this disk (or of
+    the network, through HDF5's drivers). Every link is inspected, none is followed."""
+    import h5py
+
+    def outside_reference(name: str, link) -> str | None:
+        if isinstance(link, h5py.ExternalLink):
+            return f"'{name}' is an external link to '{link.path}' in the file '{link.filename}'"
+        if isinstance(link, h5py.SoftLink):
+            return None  # a path inside this file: what it names is checked at its hard link
+        if not isinstance(link, h5py.HardLink):
+            return f"'{name}' is a user-defined link, which may lead anywhere"
+        item = h5file.get(name)
+        if isinstance(item, h5py.Dataset) and item.is_virtual:
+            return f"'{name}' is a virtual dataset mapping other files"
+        if isinstance(item, h5py.Dataset) and item.external:
+            files = ", ".join(repr(str(entry[0])) for entry in item.external)
+            return f"'{name}' stores its data in the external file(s) {files}"
+        return None
+
+    problem = h5file.visititems_links(outside_reference)
+    if problem:
+        raise CatalogError(path, f"{problem}; an HDF5 table must hold its data in the file itself")
+
+
 def _open_csv(path: Path):
     import pyarrow.csv as pacsv
 
@@ -320,7 +349,13 @@ def _open_csv(path: Path):
 def _open_fits(path: Path):
     from astropy.table import Table
 
-    table = Table.read(path, memmap=True)
+    if path.suffix.lower() != ".gz":
+        with open(path, "rb") as fits_file:
+            if fits_file.read(len(FITS_SIGNATURE)) != FITS_SIGNATURE:
+                raise CatalogError(path, "not a FITS file: it does not start with the SIMPLE card (a compressed "
+                                         "FITS file must be named .fits.gz)")
+    # The format is given: guessing from the content would let a VOTable or HDF5 file named .fit through.
+    table = Table.read(path, format="fits", memmap=True)
     if len(table.colnames) == 0:
         raise CatalogError(path, "FITS file holds no table")
     schema = pa.schema(

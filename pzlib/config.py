@@ -38,6 +38,9 @@ class Settings:
     """Job backend of stage III: ``local`` or ``slurm``."""
     upload_limit_bytes: int = 200 * 1024 * 1024
     """Largest file the PZ Server accepts in one upload; products are meant to be lightweight."""
+    unzipped_limit_bytes: int = 400 * 1024 * 1024
+    """Most bytes a zipped HATS catalog may unpack to, checked before and while unpacking (HTTP 413 beyond);
+    twice the upload limit: its Parquet files are compressed already, its point map and metadata compress well."""
     body_limit_bytes: int = 1024 * 1024
     """Largest JSON or form body the PZ Server reads (HTTP 413 beyond); file uploads have their own limit."""
     description_limit_chars: int = 10_000

@@ -27,6 +27,10 @@ class Unset(Enum):
 UNSET = Unset.TOKEN
 """Marks an update argument that was not given (``None`` is a value for nullable fields)."""
 
+MAX_FILE_NAME_BYTES = 200
+"""Longest name of an uploaded file, in UTF-8 bytes: file systems allow 255 bytes per name, and storage writes a
+file under a temporary name 42 bytes longer (``.<name>.<uuid>.partial``) before renaming it."""
+
 USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
 """A valid username (``\\w`` in its ASCII sense, as in a JSON schema)."""
 
@@ -131,15 +135,22 @@ def group_names(values: Iterable[str]) -> tuple[str, ...]:
 
 
 def file_name(value: object) -> str:
-    """A bare file name: no directories, no ``..``, no control characters."""
+    """A bare file name: no directories, no ``..``, no control characters, at most ``MAX_FILE_NAME_BYTES``."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput(f"file name {value!r} is empty; give the name of the uploaded file")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as error:
+        raise InvalidInput(f"file name {value[:60]!r} is not valid Unicode text; rename the file") from error
+    if size > MAX_FILE_NAME_BYTES:
+        raise InvalidInput(
+            f"file name {value[:60]!r}… takes {size} bytes in UTF-8; the limit is {MAX_FILE_NAME_BYTES} bytes "
+            "(file systems allow 255 and storage adds a suffix while writing); rename the file"
+        )
     if "/" in value or "\\" in value or value in (".", "..") or _CONTROL_CHARACTERS.search(value):
         raise InvalidInput(
             f"file name {value!r} is not a plain file name; remove directories, '..' and control characters"
         )
-    if len(value) > NAME_LENGTH:
-        raise InvalidInput(f"file name {value!r} has {len(value)} characters; the limit is {NAME_LENGTH}")
     return value
 
 

@@ -29,10 +29,10 @@ import base64
 import csv
 import json
 import math
+import os
 import shutil
 import tempfile
 import uuid
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -43,11 +43,19 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from pzlib.catalog import CatalogError, open_catalog
+from pzlib.catalog import CatalogError, CatalogReader, open_catalog
 from pzlib.config import Settings
 from pzlib.registry import checks
 from pzlib.registry.archives import archive_prefix
 from pzlib.registry.errors import AlreadyExists, InvalidInput, PermissionDenied
+from pzlib.registry.file_safety import (
+    MAX_ZIP_MEMBERS,
+    FileTooLarge,
+    check_hats_folder,
+    check_votable,
+    megabytes,
+    unpack_hats_archive,
+)
 from pzlib.registry.records import Product, ProductContent, ProductFile, User
 from pzlib.registry.registry import Registry
 from pzlib.registry.schema import FileRole
@@ -74,27 +82,16 @@ TABLE_FORMATS = {
 PREVIEW_ROWS = 10
 """Rows kept as a preview of a main table."""
 
-UNZIP_RATIO = 20
-"""A zipped HATS catalog may unpack to at most this many times the upload limit (zip bombs)."""
+UNZIP_RATIO = 2
+"""Without a limit of its own, a zipped HATS catalog may unpack to this many times the upload limit: its Parquet
+files are compressed already, and the metadata and point map that compress well need the rest."""
 
-MAX_ZIP_MEMBERS = 100_000
-"""Most entries a zipped HATS catalog may hold."""
-
-_HATS_MARKERS = ("collection.properties", "hats.properties", "properties")
 # Hive partition columns HATS adds to every leaf file; they are not columns of the catalog.
 _HATS_PARTITION_COLUMNS = frozenset({"Norder", "Dir", "Npix"})
+_UNPACKED = "unpacked"  # folder beside an uploaded ZIP that it is unpacked into
 _CSV_DELIMITERS = ",;\t|"
 _CSV_SNIFF_BYTES = 64 * 1024
 _COPY_CHUNK = 1024 * 1024
-
-
-class FileTooLarge(InvalidInput):
-    """An upload is larger than the configured limit (HTTP 413)."""
-
-    def __init__(self, message: str, limit_bytes: int):
-        super().__init__(message)
-        self.limit_bytes = limit_bytes
-        """The limit in force."""
 
 
 @dataclass(frozen=True)
@@ -162,14 +159,24 @@ class ProductFiles:
         Where file contents go.
     upload_limit_bytes : int
         Largest file one upload may carry.
+    unzipped_limit_bytes : int, optional
+        Most bytes a zipped HATS catalog may unpack to (temporary disk); ``UNZIP_RATIO`` times
+        ``upload_limit_bytes`` when not given.
     """
 
-    def __init__(self, registry: Registry, storage: Storage, *, upload_limit_bytes: int):
-        if upload_limit_bytes <= 0:
-            raise ValueError(f"upload_limit_bytes must be positive, got {upload_limit_bytes}")
+    def __init__(
+        self, registry: Registry, storage: Storage, *, upload_limit_bytes: int, unzipped_limit_bytes: int | None = None
+    ):
+        if unzipped_limit_bytes is None:
+            unzipped_limit_bytes = UNZIP_RATIO * upload_limit_bytes
+        for setting, limit in (("upload_limit_bytes", upload_limit_bytes),
+                               ("unzipped_limit_bytes", unzipped_limit_bytes)):
+            if limit <= 0:
+                raise ValueError(f"{setting} must be positive, got {limit}")
         self.registry = registry
         self.storage = storage
         self.upload_limit_bytes = upload_limit_bytes
+        self.unzipped_limit_bytes = unzipped_limit_bytes
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProductFiles:
@@ -179,6 +186,7 @@ class ProductFiles:
             Registry(settings.resolved_database_url),
             open_storage(settings.resolved_storage_url),
             upload_limit_bytes=settings.upload_limit_bytes,
+            unzipped_limit_bytes=settings.unzipped_limit_bytes,
         )
 
     def upload(
@@ -218,9 +226,10 @@ class ProductFiles:
         Raises
         ------
         InvalidInput
-            Path-like name, unsupported format or unreadable table.
+            Path-like or over-long name, unsupported format, unreadable table, or a file that refers outside
+            its own bytes (see :mod:`pzlib.registry.file_safety`); the message never names a server path.
         FileTooLarge
-            More bytes than ``upload_limit_bytes``.
+            More bytes than ``upload_limit_bytes``, or a ZIP unpacking to more than ``unzipped_limit_bytes``.
         AlreadyExists
             A file of this name, or a second main file.
         NotFound, PermissionDenied
@@ -234,9 +243,8 @@ class ProductFiles:
             upload_path = Path(work_dir) / name
             self._receive(content, upload_path)
             if file_role is FileRole.MAIN:
-                prepared = _prepare_main_file(
-                    upload_path, target.product_type_name, self.upload_limit_bytes * UNZIP_RATIO
-                )
+                with _server_paths_cut(upload_path.parent / _UNPACKED, upload_path.parent):
+                    prepared = _prepare_main_file(upload_path, target.product_type_name, self.unzipped_limit_bytes)
             else:
                 prepared = _Prepared(upload_path, name, is_directory=False, table=None)
             return self._store(user, target, prepared, file_role, mime_type)
@@ -320,7 +328,7 @@ class ProductFiles:
         info = self.main_file(user, target.id)
         if info is None or info.table is None:
             raise InvalidInput(f"product {target.internal_name} has no main table to read")
-        with self.local_path(info.file) as path:
+        with self.local_path(info.file) as path, _server_paths_cut(path.parent):
             rows = _read_rows(path, info.table, offset, limit)
         return Rows(count=info.table.n_rows, columns=info.table.columns, rows=rows)
 
@@ -367,7 +375,7 @@ class ProductFiles:
                 if received > self.upload_limit_bytes:
                     raise FileTooLarge(
                         f"file {destination.name!r} is larger than the upload limit of "
-                        f"{_megabytes(self.upload_limit_bytes)}; share a smaller file or describe where the "
+                        f"{megabytes(self.upload_limit_bytes)}; share a smaller file or describe where the "
                         "data is in the product's description",
                         self.upload_limit_bytes,
                     )
@@ -413,6 +421,25 @@ class ProductFiles:
         self.storage.delete(_summary_key_of(storage_key))
 
 
+@contextmanager
+def _server_paths_cut(*folders: Path) -> Iterator[None]:
+    """Cut the server folders holding a file out of the messages of the errors raised inside.
+
+    pyarrow, h5py, astropy and hats put full paths into their messages, which reach the user: cut here, in the
+    one place registration and reading pass through, a message names the file as uploaded (or a path inside
+    the uploaded archive), never a server path. ``folders`` are cut in order: give the innermost first.
+    """
+    try:
+        yield
+    except InvalidInput as error:
+        message = str(error)
+        for folder in folders:
+            for spelling in dict.fromkeys((str(folder), os.path.realpath(folder))):
+                message = message.replace(spelling + os.sep, "").replace(spelling, "the upload")
+        error.args = (message,)
+        raise
+
+
 def _summary_key(stored: ProductFile) -> str:
     return _summary_key_of(stored.storage_key)
 
@@ -420,10 +447,6 @@ def _summary_key(stored: ProductFile) -> str:
 def _summary_key_of(storage_key: str) -> str:
     # Files live at products/<internal name>/<upload id>/<name>; the summary sits beside the upload folder.
     return f"{storage_key.rsplit('/', 1)[0]}.table.json"
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size} bytes"
 
 
 def _is_zip(name: str) -> bool:
@@ -442,10 +465,13 @@ def _prepare_main_file(upload_path: Path, product_type: str, max_unzipped_bytes:
         table = inspect_table(upload_path, TABLE_FORMATS[suffix])
         return _Prepared(upload_path, name, is_directory=False, table=table)
     if suffix == ".zip":
-        unpacked = upload_path.parent / "unpacked"
-        catalog_root = _unpack_hats(upload_path, unpacked, max_unzipped_bytes)
+        unpacked = upload_path.parent / _UNPACKED
+        catalog_root = unpack_hats_archive(upload_path, unpacked, max_unzipped_bytes)
         if catalog_root is not None:
-            table = inspect_table(catalog_root, "hats")
+            try:
+                table = inspect_table(catalog_root, "hats")
+            except InvalidInput as error:
+                raise InvalidInput(f"{name}: {error}") from error  # the message names the folder inside
             return _Prepared(catalog_root, _directory_name(name), is_directory=True, table=table)
         shutil.rmtree(unpacked, ignore_errors=True)
     if product_type in TABULAR_PRODUCT_TYPES:
@@ -455,50 +481,6 @@ def _prepare_main_file(upload_path: Path, product_type: str, max_unzipped_bytes:
             f"{suffix or '(no suffix)'!r} is not supported (use one of {known})"
         )
     return _Prepared(upload_path, name, is_directory=False, table=None)
-
-
-def _unpack_hats(zip_path: Path, destination: Path, max_bytes: int) -> Path | None:
-    """Unpack a ZIP safely; return the HATS catalog folder in it, or None when it holds none."""
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise InvalidInput(f"main file {zip_path.name!r} is not a readable ZIP archive: {error}") from error
-    with archive:
-        members = archive.infolist()
-        if len(members) > MAX_ZIP_MEMBERS:
-            raise InvalidInput(f"{zip_path.name!r} holds {len(members)} entries; the limit is {MAX_ZIP_MEMBERS}")
-        unpacked_bytes = sum(member.file_size for member in members)
-        if unpacked_bytes > max_bytes:
-            raise FileTooLarge(
-                f"{zip_path.name!r} unpacks to {_megabytes(unpacked_bytes)}, more than the "
-                f"{_megabytes(max_bytes)} allowed for a zipped catalog",
-                max_bytes,
-            )
-        for member in members:
-            _check_member(zip_path.name, member)
-        markers = [
-            PurePosixPath(member.filename)
-            for member in members
-            if not member.is_dir() and PurePosixPath(member.filename).name in _HATS_MARKERS
-        ]
-        if not markers:
-            return None
-        try:
-            archive.extractall(destination)
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise InvalidInput(f"main file {zip_path.name!r} is a corrupt ZIP archive: {error}") from error
-    shallowest = min(markers, key=lambda marker: len(marker.parts))
-    return destination.joinpath(*shallowest.parent.parts)
-
-
-def _check_member(zip_name: str, member: zipfile.ZipInfo) -> None:
-    path = member.filename
-    is_symlink = (member.external_attr >> 16) & 0o170000 == 0o120000
-    if path.startswith("/") or "\\" in path or ".." in PurePosixPath(path).parts or ":" in path or is_symlink:
-        raise InvalidInput(
-            f"{zip_name!r} holds the unsafe entry {path!r}; an archive may only hold relative paths without "
-            "'..', drive letters or links"
-        )
 
 
 def inspect_table(path: Path, table_format: str) -> TableSummary:
@@ -538,6 +520,8 @@ def inspect_table(path: Path, table_format: str) -> TableSummary:
             schema = _schema(path, summary)
     except CatalogError as error:
         raise InvalidInput(f"{path.name}: {_problem(error)}") from error
+    except InvalidInput:
+        raise  # a check's own message already names the file and the problem
     except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as error:
         raise InvalidInput(f"{path.name}: not a readable {table_format} table: {error}") from error
     columns = tuple(name for name in schema.names if name not in _HATS_PARTITION_COLUMNS or table_format != "hats")
@@ -579,7 +563,7 @@ def _batches(path: Path, table: TableSummary, columns: list[str] | None = None) 
         votable = _read_votable(path)
         yield from (votable.select(columns) if columns else votable).to_batches(max_chunksize=65_536)
     else:
-        yield from open_catalog(path).iter_batches(columns, batch_rows=65_536)
+        yield from _open_catalog(path, table.format).iter_batches(columns, batch_rows=65_536)
 
 
 def _schema(path: Path, table: TableSummary) -> pa.Schema:
@@ -587,7 +571,15 @@ def _schema(path: Path, table: TableSummary) -> pa.Schema:
         return _open_csv(path, table.delimiter or ",", bool(table.has_header), as_text=False).schema
     if table.format == "votable":
         return _read_votable(path).schema
-    return open_catalog(path).schema
+    return _open_catalog(path, table.format).schema
+
+
+def _open_catalog(path: Path, table_format: str) -> CatalogReader:
+    """``open_catalog``, once a HATS catalog is known to name nothing outside itself (HDF5 and FITS are
+    checked by their readers)."""
+    if table_format == "hats":
+        check_hats_folder(path, path.name)
+    return open_catalog(path)
 
 
 def _csv_dialect(path: Path) -> tuple[str, bool]:
@@ -672,6 +664,7 @@ def _read_votable(path: Path) -> pa.Table:
 
     from astropy.io.votable import parse_single_table
 
+    check_votable(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
