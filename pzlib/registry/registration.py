@@ -89,6 +89,10 @@ files are compressed already, and the metadata and point map that compress well 
 # Hive partition columns HATS adds to every leaf file; they are not columns of the catalog.
 _HATS_PARTITION_COLUMNS = frozenset({"Norder", "Dir", "Npix"})
 _UNPACKED = "unpacked"  # folder beside an uploaded ZIP that it is unpacked into
+# A product's storage folder is named after its internal name (``<id>_<slug>``, past 255 characters for the
+# longest display names), cut to fit the 255 bytes a file system allows per name; the upload folder's uuid keeps
+# every key unique.
+_PRODUCT_FOLDER_CHARS = 100
 _CSV_DELIMITERS = ",;\t|"
 _CSV_SNIFF_BYTES = 64 * 1024
 _COPY_CHUNK = 1024 * 1024
@@ -384,7 +388,8 @@ class ProductFiles:
     def _store(
         self, user: User, target: Product, prepared: _Prepared, role: FileRole, mime_type: str | None
     ) -> ProductFile:
-        storage_key = f"products/{target.internal_name}/{uuid.uuid4().hex}/{prepared.stored_name}"
+        product_folder = target.internal_name[:_PRODUCT_FOLDER_CHARS]
+        storage_key = f"products/{product_folder}/{uuid.uuid4().hex}/{prepared.stored_name}"
         try:
             if prepared.is_directory:
                 stored_objects = self.storage.put_directory(prepared.local_path, storage_key)

@@ -41,6 +41,7 @@ from fixtures.hostile_files import (
 from pzlib.registry import InvalidInput, Registry, User
 from pzlib.registry.checks import MAX_FILE_NAME_BYTES
 from pzlib.registry.registration import FileTooLarge, ProductFiles
+from pzlib.registry.schema import NAME_LENGTH
 from pzlib.storage import open_storage
 
 UPLOAD_LIMIT_BYTES = 64 * 1024
@@ -280,10 +281,14 @@ def test_an_over_long_file_name_is_refused_naming_the_limit(server, name):
     server.refuse(name, b"ra,dec,z\n1,2,0.5\n", f"the limit is {MAX_FILE_NAME_BYTES} bytes")
 
 
-def test_a_name_at_the_limit_is_stored(server):
+def test_a_name_at_the_limit_is_stored_in_a_product_of_the_longest_name(server):
+    product = server.files.registry.create_product(server.alice, display_name="p" * NAME_LENGTH,
+                                                   product_type="redshift_catalog")
+    assert len(product.internal_name) > 255  # its storage folder is cut to fit the file system
     name = "é" * ((MAX_FILE_NAME_BYTES - 4) // 2) + ".csv"
-    stored = server.files.upload(server.alice, server.product(), name=name, content=io.BytesIO(b"z\n0.5\n"))
+    stored = server.files.upload(server.alice, product.id, name=name, content=io.BytesIO(b"z\n0.5\n"))
     assert stored.name == name and len(name.encode()) <= MAX_FILE_NAME_BYTES
+    assert server.files.read_rows(server.alice, product.id, offset=0, limit=5).rows == ({"z": 0.5},)
 
 
 @pytest.mark.parametrize(
