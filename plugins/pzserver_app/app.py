@@ -3,23 +3,25 @@ authenticated.
 
 ``create_app`` builds the app the Airflow plugin mounts at ``/pzserver``. Domain errors of ``pzlib.registry``
 become the statuses LIneA's server answers (``NotFound`` 404, ``PermissionDenied`` 403,
-``AuthenticationFailed`` 401, ``MissingColumns`` 406, ``AlreadyExists`` 409, an upload over the limit 413, any
-other ``InvalidInput`` 400, an unsatisfiable byte range 416), each as ``{"detail": message}`` from the API and
-as an error page from the pages, where a failed login is a redirect to Airflow's login instead. Paths are
-normalised before routing: repeated slashes collapse (the ``pzserver`` client asks for ``api//products/``)
-and API paths get their trailing slash (older clients ask for ``download`` and ``product-contents?...``).
-There is no OpenAPI page: it would be a route without authentication.
+``AuthenticationFailed`` 401, ``MissingColumns`` 406, ``AlreadyExists`` 409, an upload or a body over its
+limit 413, any other ``InvalidInput`` 400, an unsatisfiable byte range 416), each as ``{"detail": message}``
+from the API and as an error page from the pages, where a failed login is a redirect to Airflow's login
+instead. Any other error is a bug: its trace goes to the log and the caller gets a plain 500 that shows
+nothing of the server. Paths are normalised before routing: repeated slashes collapse (the ``pzserver`` client
+asks for ``api//products/``) and API paths get their trailing slash (older clients ask for ``download`` and
+``product-contents?...``); request bodies are read only up to their limits (``bodies.LimitBodies``). There is
+no OpenAPI page: it would be a route without authentication (``openapi.py`` says why it is described all the
+same).
 
 Examples
 --------
->>> from pathlib import Path
-
-from pzlib.config import Settings, load_settings
+>>> from pzlib.config import Settings
 >>> app = create_app(Settings(database_url="sqlite:////tmp/pz/registry.db"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from pzlib.config import Settings, load_settings
+from pzlib.config import Settings
 from pzlib.registry import (
     AlreadyExists,
     AuthenticationFailed,
@@ -51,6 +53,7 @@ from pzserver_app import (
     routes_reference,
 )
 from pzserver_app.auth import AirflowTokenResolver, airflow_identity
+from pzserver_app.bodies import BodyTooLarge, LimitBodies
 from pzserver_app.context import LazyContext, ServerContext, settings_context
 from pzserver_app.dag_runs import AirflowDagRuns
 from pzserver_app.rendering import UI_PREFIX, error_page, is_page_request
@@ -58,6 +61,7 @@ from pzserver_app.rendering import UI_PREFIX, error_page, is_page_request
 API_PREFIX = "/api"
 
 _REPEATED_SLASHES = re.compile(r"/{2,}")
+_LOG = logging.getLogger(__name__)
 
 
 class NormalizePaths:
@@ -91,10 +95,10 @@ def create_app(
     Parameters
     ----------
     settings : Settings or None
-        Where the registry and the products are; ``None`` reads ``pzlib.config.load_settings()`` on the first
-        request.
+        Where the registry and the products are, and the limits of requests; ``None`` reads
+        ``pzlib.config.load_settings()`` on the first request.
     context : ServerContext or None
-        An opened registry and store to use instead of ``settings`` (tests).
+        An opened registry and store with their settings, to use instead of ``settings`` (tests).
     airflow_token_resolver : callable
         Checks Airflow JWTs; the default asks the api-server's auth manager.
     dag_runs : DagRuns or None
@@ -123,7 +127,7 @@ def create_app(
     app.state.airflow_identity = airflow_token_resolver
     app.state.dag_runs = dag_runs or AirflowDagRuns()
     app.state.process_dir = (lambda: process_dir) if process_dir else (
-        lambda: (settings or load_settings()).state_dir / "processes")
+        lambda: app.state.pz_context.get().settings.state_dir / "processes")
     for router in (
         routes_reference.router,
         routes_products.router,
@@ -134,6 +138,7 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(routes_pages.router, prefix=UI_PREFIX)
     _add_error_handlers(app)
+    app.add_middleware(LimitBodies, settings=lambda: app.state.pz_context.get().settings)
     app.add_middleware(NormalizePaths)
     return app
 
@@ -152,6 +157,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MissingColumns, answer(406, missing_columns=lambda error: list(error.missing)))
     app.add_exception_handler(AlreadyExists, answer(409))
     app.add_exception_handler(FileTooLarge, answer(413, limit_bytes=lambda error: error.limit_bytes))
+    app.add_exception_handler(BodyTooLarge, answer(413, limit_bytes=lambda error: error.limit_bytes))
     app.add_exception_handler(InvalidInput, answer(400))
     app.add_exception_handler(InvalidKey, answer(400))
     app.add_exception_handler(NotFound, answer(404))
@@ -161,6 +167,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(InvalidRange, _unsatisfiable_range)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
 
 
 def _invalid_request(request: Request, error: RequestValidationError) -> Response:
@@ -178,6 +185,15 @@ async def _http_error(request: Request, error: HTTPException) -> Response:
         message = "There is no such page." if error.status_code == 404 else str(error.detail)
         return error_page(request, error.status_code, message)
     return await http_exception_handler(request, error)
+
+
+def _unexpected_error(request: Request, error: Exception) -> Response:
+    """A bug: the trace goes to the log, the caller learns nothing of the server (no path, SQL or trace)."""
+    _LOG.error("unexpected error answering %s %s", request.method, request.url.path, exc_info=error)
+    message = "the server failed to answer this request; the error is in its log"
+    if is_page_request(request):
+        return error_page(request, 500, message)
+    return JSONResponse({"detail": message}, status_code=500)
 
 
 def _unsatisfiable_range(request: Request, error: InvalidRange) -> JSONResponse:

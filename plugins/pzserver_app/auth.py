@@ -6,8 +6,15 @@ Airflow mounts plugin apps without its own authentication, so every route of thi
 - ``Authorization: Token <key>``: an API token of the registry (``pz token create USER``), as the ``pzserver``
   client sends;
 - ``Authorization: Bearer <jwt>``: a JWT from Airflow's ``POST /auth/token``;
-- the Airflow UI's session cookie (``_token``), which the pages inside the Airflow UI carry. A state-changing
-  request authenticated by the cookie must come from the same origin (cross-site request forgery).
+- the Airflow UI's session cookie (``_token``), which the pages inside the Airflow UI carry.
+
+A browser sends the cookie with every request to this site, also those another site makes it send (a link, an
+image, a form), whatever their method. So the routes that change state take ``ChangingUser`` instead of
+``CurrentUser``, and a cookie-authenticated request to them must come from a page of this site (cross-site
+request forgery): its ``Origin`` must be this origin; without one, ``Sec-Fetch-Site`` must be ``same-origin``
+or ``none`` (typed by the user); without either, the ``Referer`` must be of this origin; a request that says
+none of them is refused. Token and Bearer calls carry their credentials themselves and are not concerned: the
+``pzserver`` client stops a process with a GET and a token.
 
 A JWT is checked by Airflow's auth manager (signature, expiry, revocation) and its user is mapped to the
 registry user of the same name, created on first sight; Airflow users the auth manager lets change Airflow's
@@ -19,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -29,7 +37,8 @@ from pzserver_app.context import ServerContext, get_context
 AIRFLOW_SESSION_COOKIE = "_token"
 """Name of the Airflow UI's JWT cookie (``COOKIE_NAME_JWT_TOKEN`` in Airflow's auth managers)."""
 
-_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SAME_ORIGIN_FETCHES = frozenset({"same-origin", "none"})
+"""``Sec-Fetch-Site`` values of a request a page of this site made, or the user typed."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,7 @@ async def current_user(request: Request, context: Annotated[ServerContext, Depen
     AuthenticationFailed
         No credentials, or credentials that are not valid (HTTP 401).
     PermissionDenied
-        A cookie-authenticated change from another origin, or an Airflow user name the registry cannot hold.
+        An Airflow user name the registry cannot hold.
     """
     header = request.headers.get("authorization", "").strip()
     if header:
@@ -92,7 +101,6 @@ async def current_user(request: Request, context: Annotated[ServerContext, Depen
         )
     cookie = request.cookies.get(AIRFLOW_SESSION_COOKIE)
     if cookie:
-        _check_same_origin(request)
         identity = await request.app.state.airflow_identity(cookie)
         return await run_in_threadpool(_registry_user, context, identity)
     raise AuthenticationFailed(
@@ -103,6 +111,23 @@ async def current_user(request: Request, context: Annotated[ServerContext, Depen
 
 CurrentUser = Annotated[User, Depends(current_user)]
 """Handler parameter: the authenticated registry user."""
+
+
+async def changing_user(request: Request, user: CurrentUser) -> User:
+    """FastAPI dependency of the routes that change state: ``current_user``, when the request may change things.
+
+    Raises
+    ------
+    PermissionDenied
+        A request authenticated by the Airflow UI's cookie that does not come from a page of this site.
+    """
+    if not request.headers.get("authorization", "").strip():
+        _check_same_origin(request)
+    return user
+
+
+ChangingUser = Annotated[User, Depends(changing_user)]
+"""Handler parameter of a route that changes state: the registry user, on a request that may change things."""
 
 
 def _registry_user(context: ServerContext, identity: AirflowIdentity) -> User:
@@ -119,11 +144,32 @@ def _registry_user(context: ServerContext, identity: AirflowIdentity) -> User:
 
 
 def _check_same_origin(request: Request) -> None:
-    if request.method in _SAFE_METHODS:
-        return
+    expected = f"{request.url.scheme}://{request.url.netloc}".lower()
     origin = request.headers.get("origin")
-    expected = f"{request.url.scheme}://{request.url.netloc}"
-    if origin is not None and origin != expected:
+    fetch_site = request.headers.get("sec-fetch-site")
+    referer = request.headers.get("referer")
+    if origin is not None:
+        source, same = origin, origin.lower() == expected
+    elif fetch_site is not None:
+        source, same = f"a {fetch_site} page", fetch_site.lower() in _SAME_ORIGIN_FETCHES
+    elif referer is not None:
+        source = _origin_of(referer) or "a page of unknown origin"
+        same = source.lower() == expected
+    else:
         raise PermissionDenied(
-            f"a change from {origin} may not use the Airflow session of {expected}; send an API token instead"
+            f"a change with the Airflow session of {expected} must say which page it comes from (Origin, "
+            "Sec-Fetch-Site or Referer header); send an API token instead"
         )
+    if not same:
+        raise PermissionDenied(
+            f"a change from {source} may not use the Airflow session of {expected}; send an API token instead"
+        )
+
+
+def _origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL; empty for one that does not parse."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""

@@ -1,4 +1,5 @@
-"""What the handlers work with: the registry, the object store and the product-file services over them.
+"""What the handlers work with: the registry, the object store, the product-file services over them and the
+settings whose limits the HTTP layer enforces.
 
 Opened on the first request from ``pzlib.config.load_settings()`` (SQLite and local storage under ``var/``
 by default; ``PZ_DATABASE_URL`` and ``PZ_STORAGE_URL`` for Postgres and S3), not when the plugin is imported:
@@ -28,15 +29,18 @@ class ServerContext:
     storage: Storage
     files: ProductFiles
     archives: ProductArchives
+    settings: Settings
+    """The platform settings: limits of request bodies, texts and queries, and where processes run."""
 
     @classmethod
-    def open(cls, registry: Registry, storage: Storage, *, upload_limit_bytes: int) -> ServerContext:
-        """A context over an opened registry and store."""
+    def open(cls, registry: Registry, storage: Storage, settings: Settings) -> ServerContext:
+        """A context over an opened registry and store, with the limits of ``settings``."""
         return cls(
             registry=registry,
             storage=storage,
-            files=ProductFiles(registry, storage, upload_limit_bytes=upload_limit_bytes),
+            files=ProductFiles(registry, storage, upload_limit_bytes=settings.upload_limit_bytes),
             archives=ProductArchives(registry, storage),
+            settings=settings,
         )
 
     @classmethod
@@ -48,6 +52,7 @@ class ServerContext:
             storage=files.storage,
             files=files,
             archives=ProductArchives(files.registry, files.storage),
+            settings=settings,
         )
 
 

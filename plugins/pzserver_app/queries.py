@@ -1,24 +1,37 @@
-"""Query strings: pagination and the product filters of LIneA's API, read into ``pzlib.registry`` values.
+"""Query strings and path ids: pagination and the product filters of LIneA's API, read into ``pzlib.registry``
+values.
 
 Filters follow LIneA's PZ Server: exact filters take comma-separated values (any of them matches); the text
 filters ``product_name``, ``product_type_name``, ``release_name`` and ``uploaded_by`` take words separated by
 commas or spaces that must all be found (any of them with the ``__or`` form), case-insensitively; ``search``
 looks in the product and owner names; ``ordering`` sorts. An unknown parameter or a malformed value is a 400
-that names it, never an ignored filter.
+that names it, never an ignored filter. One query filters by at most ``search_terms_limit`` values and words
+(a setting), each at most ``TERM_LENGTH`` characters; a page lies within the 64-bit range of the database.
+Record ids, in paths (``RecordId``) and in filters, are at most ``MAX_ID``: a larger one is a 400 before any
+query.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Path
 from starlette.datastructures import QueryParams
 
 from pzlib.registry import MAX_PAGE_SIZE, PRODUCT_ORDERINGS, InvalidInput, ProductFilter, Terms
+from pzlib.registry.checks import MAX_COUNT, MAX_ID, clipped, shown
+from pzlib.registry.schema import NAME_LENGTH
 
 DEFAULT_PAGE_SIZE = 100
 """Records per page when ``page_size`` is not given, as LIneA's API."""
+
+TERM_LENGTH = NAME_LENGTH
+"""Longest filter value or search word: no name the filters look in is longer."""
+
+RecordId = Annotated[int, Path(ge=1, le=MAX_ID, description="Id of the record.")]
+"""A path parameter that is a record id: a positive integer up to ``MAX_ID``, which the database holds."""
 
 _EXACT_FILTERS = {
     "id": ("ids", "product ids, comma-separated"),
@@ -85,21 +98,31 @@ def products_options() -> dict[str, Any]:
     }
 
 
-def product_query(params: QueryParams) -> ProductQuery:
+def product_query(params: QueryParams, max_terms: int) -> ProductQuery:
     """Filters, page and ordering of a ``GET products/`` request.
+
+    Parameters
+    ----------
+    params : QueryParams
+        The query string.
+    max_terms : int
+        Most filter values and words, all filters together (``Settings.search_terms_limit``).
 
     Raises
     ------
     InvalidInput
-        Unknown parameter or malformed value.
+        Unknown parameter, malformed value, or more or longer terms than allowed.
     """
     allowed = {*product_filter_names(), "search", "ordering", *_PAGINATION}
     check_params(params, allowed)
+    _check_terms(params, max_terms)
     values: dict[str, Any] = {}
     for name, (field, _) in _EXACT_FILTERS.items():
         if name in params:
             items = _items(params, name)
-            if name in ("id", "status"):
+            if name == "id":
+                values[field] = tuple(_record_id(item, name) for item in items)
+            elif name == "status":
                 values[field] = tuple(_integer(item, name) for item in items)
             elif name in ("product_type", "release", "user"):
                 values[field] = tuple(int(item) if _DIGITS.fullmatch(item) else item for item in items)
@@ -120,7 +143,7 @@ def product_query(params: QueryParams) -> ProductQuery:
     return ProductQuery(ProductFilter(**values), page, page_size, ordering)
 
 
-def listing_query(params: QueryParams, *, official: bool, page_size: int) -> ProductQuery:
+def listing_query(params: QueryParams, *, official: bool, page_size: int, max_terms: int) -> ProductQuery:
     """The products a listing page asks for: the API's filters from its search form, on official or on user
     products only.
 
@@ -139,7 +162,7 @@ def listing_query(params: QueryParams, *, official: bool, page_size: int) -> Pro
         values.append(("status", "1"))
     if "page_size" not in params:
         values.append(("page_size", str(page_size)))
-    query = product_query(QueryParams(values))
+    query = product_query(QueryParams(values), max_terms)
     return replace(query, filters=replace(query.filters, official=official))
 
 
@@ -149,7 +172,7 @@ def page_params(params: QueryParams) -> tuple[int, int]:
     Raises
     ------
     InvalidInput
-        A value that is not a positive integer, or a page size over the maximum.
+        A value that is not a positive integer, a page size over the maximum, or a page past any listing.
     """
     page = _integer(params.get("page", "1"), "page")
     page_size = _integer(params.get("page_size", str(DEFAULT_PAGE_SIZE)), "page_size")
@@ -157,6 +180,8 @@ def page_params(params: QueryParams) -> tuple[int, int]:
         raise InvalidInput(f"page must be 1 or more, got {page}")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise InvalidInput(f"page_size must be between 1 and {MAX_PAGE_SIZE}, got {page_size}")
+    if (page - 1) * page_size > MAX_COUNT:
+        raise InvalidInput(f"page {page} of {page_size} records lies past the end of any listing")
     return page, page_size
 
 
@@ -165,8 +190,33 @@ def check_params(params: QueryParams, allowed: set[str] | tuple[str, ...]) -> No
     unknown = sorted(set(params.keys()) - set(allowed))
     if unknown:
         raise InvalidInput(
-            f"unknown query parameter(s) {', '.join(unknown)}; use {', '.join(sorted(allowed)) or 'none'}"
+            f"unknown query parameter(s) {', '.join(clipped(name) for name in unknown[:5])}; "
+            f"use {', '.join(sorted(allowed)) or 'none'}"
         )
+
+
+def _check_terms(params: QueryParams, max_terms: int) -> None:
+    """Refuse a query with more filter values and words than ``max_terms``, or a longer one than ``TERM_LENGTH``
+    (each is a condition of the database query)."""
+    terms = 0
+    for name, value in params.multi_items():
+        if name in ("ordering", *_PAGINATION):
+            continue
+        if name == "search":
+            words = [value.strip()]
+        elif name.removesuffix("__or") in _TEXT_FILTERS:
+            words = [word for word in _WORD_SEPARATORS.split(value) if word]
+        else:
+            words = [item.strip() for item in value.split(",")]
+        terms += len(words)
+        if terms > max_terms:
+            raise InvalidInput(
+                f"the query filters by more than {max_terms} values and words; narrow it down "
+                "(the limit is PZ_SEARCH_TERMS_LIMIT)"
+            )
+        for word in words:
+            if len(word) > TERM_LENGTH:
+                raise InvalidInput(f"{name} holds a term of {len(word)} characters; the limit is {TERM_LENGTH}")
 
 
 def _items(params: QueryParams, name: str) -> list[str]:
@@ -178,8 +228,15 @@ def _items(params: QueryParams, name: str) -> list[str]:
 
 def _integer(text: str, name: str) -> int:
     if not _DIGITS.fullmatch(text.strip()):
-        raise InvalidInput(f"{name} must be a non-negative integer, got {text!r}")
+        raise InvalidInput(f"{name} must be a non-negative integer, got {shown(text)}")
     return int(text.strip())
+
+
+def _record_id(text: str, name: str) -> int:
+    value = _integer(text, name)
+    if value > MAX_ID:
+        raise InvalidInput(f"{name} {value} is out of range; ids are integers up to {MAX_ID}")
+    return value
 
 
 def _boolean(text: str, name: str) -> bool:
@@ -188,4 +245,4 @@ def _boolean(text: str, name: str) -> bool:
         return True
     if lowered in ("false", "0", "no"):
         return False
-    raise InvalidInput(f"{name} must be true or false, got {text!r}")
+    raise InvalidInput(f"{name} must be true or false, got {shown(text)}")

@@ -95,18 +95,19 @@ class Links:
 
 
 def _number(value: Any, digits: int = 4) -> str:
-    """A float with ``digits`` decimals; an em dash for missing or non-finite values."""
-    if value is None or isinstance(value, bool):
-        return "—"
-    if isinstance(value, int):
+    """A float with ``digits`` decimals; an em dash for missing, non-finite or non-numeric values."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "—"
-    return f"{value:.{digits}f}"
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.{digits}f}"
+    return "—"
 
 
 def _percent(value: Any, digits: int = 2) -> str:
-    return "—" if value is None else f"{100 * value:.{digits}f}%"
+    """A fraction as a percentage; an em dash for anything that is not a finite fraction."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and abs(value) < 1e12:
+        return f"{100 * value:.{digits}f}%"
+    return "—"
 
 
 def _cell(value: Any) -> str:
@@ -198,6 +199,7 @@ _ERROR_TITLES = {
     409: "Conflict",
     413: "Too large",
     416: "Range not satisfiable",
+    500: "Server error",
 }
 
 

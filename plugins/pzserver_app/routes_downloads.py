@@ -20,14 +20,17 @@ from pzlib.registry import FileRole, NotFound, User
 from pzlib.registry.archives import Archive
 from pzlib.storage import InvalidRange
 from pzserver_app import schemas
-from pzserver_app.auth import CurrentUser, current_user
+from pzserver_app.auth import ChangingUser, CurrentUser, current_user
 from pzserver_app.context import ServerContext, get_context
+from pzserver_app.openapi import TEXT, described
+from pzserver_app.queries import RecordId
 from pzserver_app.routes_products import product_reference
 
 router = APIRouter(dependencies=[Depends(current_user)])
 Context = Annotated[ServerContext, Depends(get_context)]
 
-_SINGLE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_SINGLE_RANGE = re.compile(r"^bytes=([0-9]{0,18})-([0-9]{0,18})$")
+_RANGE = described(headers={"Range": TEXT})
 _TOKEN_FILENAME = re.compile(r"^[A-Za-z0-9._-]+$")
 _CHUNK = 1024 * 1024
 
@@ -41,7 +44,7 @@ def _describe(archive: Archive, main_file_only: bool) -> dict[str, Any]:
 
 
 @router.post("/products/{product}/download/prepare/")
-def prepare_product(product: str, user: CurrentUser, context: Context) -> dict[str, Any]:
+def prepare_product(product: str, user: ChangingUser, context: Context) -> dict[str, Any]:
     return _describe(context.archives.prepare(user, product_reference(product)), main_file_only=False)
 
 
@@ -50,19 +53,19 @@ def product_status(product: str, user: CurrentUser, context: Context) -> dict[st
     return _describe(_found(context, user, product, main_file_only=False), main_file_only=False)
 
 
-@router.get("/products/{product}/download/file/")
+@router.get("/products/{product}/download/file/", openapi_extra=_RANGE)
 def product_file(product: str, request: Request, user: CurrentUser, context: Context) -> StreamingResponse:
     return _stream(request, context, context.archives.prepare(user, product_reference(product)))
 
 
-@router.get("/products/{product}/download/")
+@router.get("/products/{product}/download/", openapi_extra=_RANGE)
 def product_download(product: str, request: Request, user: CurrentUser, context: Context) -> StreamingResponse:
     """The product's ZIP in one call (pzserver clients before 0.3)."""
     return _stream(request, context, context.archives.prepare(user, product_reference(product)))
 
 
 @router.post("/products/{product}/download/main-file/prepare/")
-def prepare_main_file(product: str, user: CurrentUser, context: Context) -> dict[str, Any]:
+def prepare_main_file(product: str, user: ChangingUser, context: Context) -> dict[str, Any]:
     archive = context.archives.prepare(user, product_reference(product), main_file_only=True)
     return _describe(archive, main_file_only=True)
 
@@ -72,21 +75,21 @@ def main_file_status(product: str, user: CurrentUser, context: Context) -> dict[
     return _describe(_found(context, user, product, main_file_only=True), main_file_only=True)
 
 
-@router.get("/products/{product}/download/main-file/file/")
+@router.get("/products/{product}/download/main-file/file/", openapi_extra=_RANGE)
 def main_file(product: str, request: Request, user: CurrentUser, context: Context) -> StreamingResponse:
     archive = context.archives.prepare(user, product_reference(product), main_file_only=True)
     return _stream(request, context, archive)
 
 
-@router.get("/products/{product}/download_main_file/")
+@router.get("/products/{product}/download_main_file/", openapi_extra=_RANGE)
 def main_file_download(product: str, request: Request, user: CurrentUser, context: Context) -> StreamingResponse:
     """The main file in one call (pzserver clients before 0.3)."""
     archive = context.archives.prepare(user, product_reference(product), main_file_only=True)
     return _stream(request, context, archive)
 
 
-@router.get("/product-files/{file_id}/download/")
-def single_file(file_id: int, request: Request, user: CurrentUser, context: Context) -> StreamingResponse:
+@router.get("/product-files/{file_id}/download/", openapi_extra=_RANGE)
+def single_file(file_id: RecordId, request: Request, user: CurrentUser, context: Context) -> StreamingResponse:
     """One file of a product; a main file that is a directory comes zipped."""
     stored = context.registry.get_file(user, file_id)
     if stored.role is FileRole.MAIN:

@@ -10,19 +10,21 @@ from starlette.concurrency import run_in_threadpool
 
 from pzlib.registry import UNSET, InvalidInput
 from pzserver_app import schemas
-from pzserver_app.auth import CurrentUser, current_user
+from pzserver_app.auth import ChangingUser, CurrentUser, current_user
 from pzserver_app.bodies import check_fields, read_fields, read_upload, to_optional_text, to_reference
 from pzserver_app.context import ServerContext, get_context
-from pzserver_app.queries import check_params
+from pzserver_app.openapi import FILE, ID_OR_NAME, TEXT, described, nullable
+from pzserver_app.queries import RecordId, check_params
 from pzserver_app.routes_products import product_reference
 
 router = APIRouter(dependencies=[Depends(current_user)])
 Context = Annotated[ServerContext, Depends(get_context)]
 
-_UPLOAD_FIELDS = {"product", "role", "type"}
+_UPLOAD_FIELDS = {"product": ID_OR_NAME, "role": ID_OR_NAME, "type": TEXT}
+_CONTENT_FIELDS = {"ucd": nullable(TEXT), "alias": nullable(TEXT)}
 
 
-@router.get("/product-files/")
+@router.get("/product-files/", openapi_extra=described(query=dict.fromkeys(("product_id", "product", "role"), TEXT)))
 def list_files(request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
     """Files of one product (``?product_id=`` or ``?product=``), main file first."""
     check_params(request.query_params, ("product_id", "product", "role"))
@@ -32,18 +34,23 @@ def list_files(request: Request, user: CurrentUser, context: Context) -> dict[st
     reference = product_reference(product)
     record = context.registry.get_product(user, reference)
     role = request.query_params.get("role")
-    files = context.registry.list_files(user, record.id, int(role) if role and role.isdigit() else role)
+    files = context.registry.list_files(user, record.id, to_reference(role, "role") if role else None)
     may_change = record.can_be_changed_by(user)
     return schemas.whole(request, [schemas.product_file(stored, may_change) for stored in files])
 
 
-@router.post("/product-files/", status_code=201)
-async def upload_file(request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
+@router.post(
+    "/product-files/",
+    status_code=201,
+    openapi_extra=described(fields=_UPLOAD_FIELDS, files={"file": FILE}, required=("product", "file"),
+                            multipart_only=True),
+)
+async def upload_file(request: Request, user: ChangingUser, context: Context) -> dict[str, Any]:
     """Upload one file (field ``file``) to a product as its ``main`` (0), ``description`` (1) or
     ``auxiliary`` (2) file; a main table is inspected on arrival."""
-    upload = await read_upload(request, context.files.upload_limit_bytes)
+    upload = await read_upload(request)
     try:
-        check_fields(upload.fields, _UPLOAD_FIELDS, "a file upload")
+        check_fields(upload.fields, set(_UPLOAD_FIELDS), "a file upload")
         if set(upload.files) != {"file"}:
             raise InvalidInput("send exactly one file, in the multipart field 'file'")
         if upload.fields.get("product") in (None, ""):
@@ -65,19 +72,19 @@ async def upload_file(request: Request, user: CurrentUser, context: Context) -> 
 
 
 @router.get("/product-files/{file_id}/")
-def get_file(file_id: int, user: CurrentUser, context: Context) -> dict[str, Any]:
+def get_file(file_id: RecordId, user: CurrentUser, context: Context) -> dict[str, Any]:
     stored = context.registry.get_file(user, file_id)
     record = context.registry.get_product(user, stored.product_id)
     return schemas.product_file(stored, record.can_be_changed_by(user))
 
 
 @router.delete("/product-files/{file_id}/", status_code=204)
-def delete_file(file_id: int, user: CurrentUser, context: Context) -> Response:
+def delete_file(file_id: RecordId, user: ChangingUser, context: Context) -> Response:
     context.files.delete_file(user, file_id)
     return Response(status_code=204)
 
 
-@router.get("/product-contents/")
+@router.get("/product-contents/", openapi_extra=described(query=dict.fromkeys(("product", "product_id"), TEXT)))
 def list_contents(request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
     """Columns of one product (``?product=``), in table order, with their associations."""
     check_params(request.query_params, ("product", "product_id"))
@@ -88,11 +95,13 @@ def list_contents(request: Request, user: CurrentUser, context: Context) -> dict
     return schemas.whole(request, [schemas.content(column) for column in columns])
 
 
-@router.patch("/product-contents/{content_id}/")
-async def associate_column(content_id: int, request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
+@router.patch("/product-contents/{content_id}/", openapi_extra=described(fields=_CONTENT_FIELDS))
+async def associate_column(
+    content_id: RecordId, request: Request, user: ChangingUser, context: Context
+) -> dict[str, Any]:
     """Associate a column with a UCD and a system column (alias); blank values clear them."""
     fields = await read_fields(request)
-    check_fields(fields, {"ucd", "alias"}, "a product column")
+    check_fields(fields, set(_CONTENT_FIELDS), "a product column")
     change = partial(
         context.registry.update_content,
         user,

@@ -24,6 +24,7 @@ from pzlib.registry.reports import METRICS_FILE, REPORT_PRODUCT_TYPE, read_repor
 from pzlib.registry.schema import PZ_CODE_FORBIDDEN_TYPES
 from pzserver_app.auth import CurrentUser, current_user
 from pzserver_app.context import ServerContext, get_context
+from pzserver_app.openapi import INTEGER, TEXT, described
 from pzserver_app.queries import listing_query
 from pzserver_app.rendering import STATIC, Links, render
 from pzserver_app.routes_products import product_reference
@@ -35,6 +36,11 @@ LISTING_PAGE_SIZE = 25
 """Products per page of a listing."""
 
 _STATUS_CHOICES = [("1", "Published"), ("0", "Registering"), ("3", "Processing"), ("9", "Failed"), ("", "Any")]
+_LISTING_QUERY = described(query={
+    **dict.fromkeys(("search", "product_type", "release", "user", "status", "deleted"), TEXT),
+    "page": INTEGER,
+    "page_size": INTEGER,
+})
 
 
 @router.get("/")
@@ -42,13 +48,13 @@ def home(request: Request, user: CurrentUser) -> Response:
     return RedirectResponse(Links(request).ui("products/official/"), status_code=307)
 
 
-@router.get("/products/official/")
+@router.get("/products/official/", openapi_extra=_LISTING_QUERY)
 def official_products(request: Request, user: CurrentUser, context: Context) -> Response:
     """Official products (Rubin's), with search and filters."""
     return _listing(request, user, context, official=True)
 
 
-@router.get("/products/user/")
+@router.get("/products/user/", openapi_extra=_LISTING_QUERY)
 def user_products(request: Request, user: CurrentUser, context: Context) -> Response:
     """Products shared by users, with search and filters."""
     return _listing(request, user, context, official=False)
@@ -95,7 +101,7 @@ def report_plot_image(product: str, plot: str, user: CurrentUser, context: Conte
     )
 
 
-@router.get("/upload/")
+@router.get("/upload/", openapi_extra=described(query={"product": TEXT}))
 def upload_wizard(request: Request, user: CurrentUser, context: Context) -> Response:
     """The upload wizard: describe, upload the files, associate columns, publish. ``?product=`` resumes an
     upload of the user's."""
@@ -146,7 +152,9 @@ def static_file(name: str, user: CurrentUser) -> Response:
 def _listing(request: Request, user: User, context: ServerContext, *, official: bool) -> Response:
     # ``deleted`` names the product the product page just deleted, for the notice.
     params = QueryParams([(name, value) for name, value in request.query_params.multi_items() if name != "deleted"])
-    query = listing_query(params, official=official, page_size=LISTING_PAGE_SIZE)
+    query = listing_query(
+        params, official=official, page_size=LISTING_PAGE_SIZE, max_terms=context.settings.search_terms_limit
+    )
     found = context.registry.list_products(
         user, query.filters, page=query.page, page_size=query.page_size, order_by=query.ordering
     )

@@ -18,9 +18,10 @@ from pzlib.registry import InvalidInput, Process, User
 from pzlib.registry.pipelines import get_pipeline
 from pzlib.registry.process_runs import FLAGS_FILE_FIELD, ProcessRuns
 from pzserver_app import schemas
-from pzserver_app.auth import CurrentUser, current_user
+from pzserver_app.auth import ChangingUser, CurrentUser, current_user
 from pzserver_app.bodies import (
     check_fields,
+    media_type,
     read_fields,
     read_upload,
     to_json_object,
@@ -29,25 +30,37 @@ from pzserver_app.bodies import (
     to_reference,
 )
 from pzserver_app.context import ServerContext, get_context
+from pzserver_app.openapi import FILE, ID_OR_NAME, TEXT, described, nullable
+from pzserver_app.queries import RecordId
 
 router = APIRouter(dependencies=[Depends(current_user)])
 Context = Annotated[ServerContext, Depends(get_context)]
 
-_PROCESS_FIELDS = {"pipeline", "used_config", "display_name", "inputs", "release"}
+_PROCESS_FIELDS = {
+    "pipeline": ID_OR_NAME,
+    "used_config": {"type": "object"},
+    "display_name": TEXT,
+    "inputs": {"type": "array", "items": ID_OR_NAME},
+    "release": nullable(ID_OR_NAME),
+}
 
 
-@router.post("/processes/", status_code=201)
-async def create_process(request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
+@router.post(
+    "/processes/",
+    status_code=201,
+    openapi_extra=described(fields=_PROCESS_FIELDS, files={FLAGS_FILE_FIELD: FILE},
+                            required=("pipeline", "display_name")),
+)
+async def create_process(request: Request, user: ChangingUser, context: Context) -> dict[str, Any]:
     """Start a pipeline run; the answer's ``upload`` is the id of the product the run will fill."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     upload = None
-    if content_type == "multipart/form-data":
-        upload = await read_upload(request, context.files.upload_limit_bytes)
+    if media_type(request.headers) == "multipart/form-data":
+        upload = await read_upload(request)
         fields = upload.fields
     else:
         fields = await read_fields(request)
     try:
-        check_fields(fields, _PROCESS_FIELDS, "a process")
+        check_fields(fields, set(_PROCESS_FIELDS), "a process")
         for required in ("pipeline", "display_name"):
             if fields.get(required) in (None, ""):
                 raise InvalidInput(f"{required} is required to start a process")
@@ -72,14 +85,14 @@ async def create_process(request: Request, user: CurrentUser, context: Context) 
 
 
 @router.get("/processes/{process_id}/")
-def get_process(process_id: int, request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
+def get_process(process_id: RecordId, request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
     """The process, brought up to date with its DAG run."""
     process = process_runs(request, context).follow(context.registry.get_process(user, process_id))
     return _process_json(context, process, user)
 
 
 @router.get("/processes/{process_id}/stop/")
-def stop_process(process_id: int, request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
+def stop_process(process_id: RecordId, request: Request, user: ChangingUser, context: Context) -> dict[str, Any]:
     """Stop the run: its DAG run is failed (running tasks killed) and the process ends ``Stopped``."""
     return _process_json(context, process_runs(request, context).stop(user, process_id), user)
 

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pzlib.registry import InvalidInput
 from pzserver_app import schemas
-from pzserver_app.auth import CurrentUser, current_user
+from pzserver_app.auth import ChangingUser, CurrentUser, current_user
 from pzserver_app.bodies import (
     check_fields,
     read_fields,
@@ -23,22 +23,25 @@ from pzserver_app.bodies import (
     to_reference,
 )
 from pzserver_app.context import ServerContext, get_context
-from pzserver_app.queries import check_params, page_params, product_query, products_options
+from pzserver_app.openapi import BOOLEAN, ID_OR_NAME, INTEGER, TEXT, described, nullable
+from pzserver_app.queries import check_params, page_params, product_filter_names, product_query, products_options
 
 router = APIRouter(dependencies=[Depends(current_user)])
 Context = Annotated[ServerContext, Depends(get_context)]
 
-_CREATE_FIELDS = {
-    "display_name",
-    "product_type",
-    "release",
-    "official_product",
-    "pz_code",
-    "description",
-    "status",
-    "release_year",
+_PRODUCT_FIELDS = {
+    "display_name": TEXT,
+    "product_type": ID_OR_NAME,
+    "release": nullable(ID_OR_NAME),
+    "official_product": BOOLEAN,
+    "pz_code": nullable(TEXT),
+    "description": nullable(TEXT),
+    "status": INTEGER,
+    "release_year": nullable(INTEGER),
 }
+_CREATE_FIELDS = set(_PRODUCT_FIELDS)
 _UPDATE_FIELDS = _CREATE_FIELDS - {"product_type"}
+_PAGES = {"page": INTEGER, "page_size": INTEGER}
 _UPDATE_ARGUMENTS = {"official_product": "official"}
 _ID = re.compile(r"[0-9]{1,18}")
 
@@ -54,9 +57,12 @@ def describe_products(user: CurrentUser) -> dict[str, Any]:
     return products_options()
 
 
-@router.get("/products/")
+@router.get(
+    "/products/",
+    openapi_extra=described(query={**dict.fromkeys([*product_filter_names(), "search", "ordering"], TEXT), **_PAGES}),
+)
 def list_products(request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
-    query = product_query(request.query_params)
+    query = product_query(request.query_params, context.settings.search_terms_limit)
     found = context.registry.list_products(
         user, query.filters, page=query.page, page_size=query.page_size, order_by=query.ordering
     )
@@ -64,8 +70,12 @@ def list_products(request: Request, user: CurrentUser, context: Context) -> dict
     return schemas.page(request, found.count, results, found.page, found.page_size)
 
 
-@router.post("/products/", status_code=201)
-async def create_product(request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
+@router.post(
+    "/products/",
+    status_code=201,
+    openapi_extra=described(fields=_PRODUCT_FIELDS, required=("display_name", "product_type")),
+)
+async def create_product(request: Request, user: ChangingUser, context: Context) -> dict[str, Any]:
     """A new product, ``Registering`` until its owner publishes it."""
     fields = await read_fields(request)
     check_fields(fields, _CREATE_FIELDS, "a new product")
@@ -82,7 +92,9 @@ async def create_product(request: Request, user: CurrentUser, context: Context) 
         release=to_optional_reference(fields.get("release"), "release"),
         official=to_bool(fields.get("official_product", False), "official_product"),
         pz_code=to_optional_text(fields.get("pz_code"), "pz_code"),
-        description=to_optional_text(fields.get("description"), "description") or "",
+        description=to_optional_text(
+            fields.get("description"), "description", context.settings.description_limit_chars
+        ) or "",
         release_year=_optional_year(fields.get("release_year")),
     )
     return schemas.product(await run_in_threadpool(create), user)
@@ -93,8 +105,11 @@ def get_product(product: str, user: CurrentUser, context: Context) -> dict[str, 
     return schemas.product(context.registry.get_product(user, product_reference(product)), user)
 
 
-@router.patch("/products/{product}/")
-async def update_product(product: str, request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
+@router.patch(
+    "/products/{product}/",
+    openapi_extra=described(fields={name: _PRODUCT_FIELDS[name] for name in sorted(_UPDATE_FIELDS)}),
+)
+async def update_product(product: str, request: Request, user: ChangingUser, context: Context) -> dict[str, Any]:
     """Change fields; ``status=1`` publishes (406 naming the mandatory columns not associated yet)."""
     fields = await read_fields(request)
     check_fields(fields, _UPDATE_FIELDS, "a product")
@@ -109,6 +124,8 @@ async def update_product(product: str, request: Request, user: CurrentUser, cont
             changes[argument] = to_optional_reference(value, name)
         elif name == "release_year":
             changes[argument] = _optional_year(value)
+        elif name == "description":
+            changes[argument] = to_optional_text(value, name, context.settings.description_limit_chars)
         else:
             changes[argument] = to_optional_text(value, name)
     update = partial(context.registry.update_product, user, product_reference(product), **changes)
@@ -116,14 +133,14 @@ async def update_product(product: str, request: Request, user: CurrentUser, cont
 
 
 @router.delete("/products/{product}/", status_code=204)
-def delete_product(product: str, user: CurrentUser, context: Context) -> Response:
+def delete_product(product: str, user: ChangingUser, context: Context) -> Response:
     """Remove the product with its files, columns and download archives."""
     context.files.delete_product(user, product_reference(product))
     return Response(status_code=204)
 
 
 @router.get("/products/{product}/registry/")
-def register_product(product: str, user: CurrentUser, context: Context) -> dict[str, Any]:
+def register_product(product: str, user: ChangingUser, context: Context) -> dict[str, Any]:
     """Record the main table's columns as the product's contents (associations already made are kept)."""
     reference = product_reference(product)
     columns = context.files.register(user, reference)
@@ -145,7 +162,7 @@ def main_file_info(product: str, user: CurrentUser, context: Context) -> dict[st
     return {**schemas.product(record, user), "main_file": schemas.main_file(info, columns)}
 
 
-@router.get("/products/{product}/read_data/")
+@router.get("/products/{product}/read_data/", openapi_extra=described(query=_PAGES))
 def read_data(product: str, request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
     """A page of the main table's rows, as JSON objects."""
     check_params(request.query_params, ("page", "page_size"))

@@ -11,7 +11,8 @@ from pzlib.registry.pipelines import get_pipeline, list_pipelines
 from pzserver_app import schemas
 from pzserver_app.auth import CurrentUser, current_user
 from pzserver_app.context import ServerContext, get_context
-from pzserver_app.queries import check_params
+from pzserver_app.openapi import TEXT, described
+from pzserver_app.queries import RecordId, check_params
 
 router = APIRouter(dependencies=[Depends(current_user)])
 Context = Annotated[ServerContext, Depends(get_context)]
@@ -37,7 +38,7 @@ def api_root(request: Request, user: CurrentUser) -> dict[str, Any]:
     return {entity: f"{request.url}{entity}/" for entity in ENTITIES}
 
 
-@router.get("/product-types/")
+@router.get("/product-types/", openapi_extra=described(query={"name": TEXT, "ordering": TEXT}))
 def product_types(request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
     check_params(request.query_params, ("name", "ordering"))
     records = list(context.registry.list_product_types())
@@ -52,11 +53,11 @@ def product_types(request: Request, user: CurrentUser, context: Context) -> dict
 
 
 @router.get("/product-types/{type_id}/")
-def product_type(type_id: int, user: CurrentUser, context: Context) -> dict[str, Any]:
+def product_type(type_id: RecordId, user: CurrentUser, context: Context) -> dict[str, Any]:
     return schemas.product_type(context.registry.get_product_type(type_id))
 
 
-@router.get("/releases/")
+@router.get("/releases/", openapi_extra=described(query={"name": TEXT}))
 def releases(request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
     check_params(request.query_params, ("name",))
     records = context.registry.list_releases(user)
@@ -66,11 +67,11 @@ def releases(request: Request, user: CurrentUser, context: Context) -> dict[str,
 
 
 @router.get("/releases/{release_id}/")
-def release(release_id: int, user: CurrentUser, context: Context) -> dict[str, Any]:
+def release(release_id: RecordId, user: CurrentUser, context: Context) -> dict[str, Any]:
     return schemas.release(context.registry.get_release(user, release_id))
 
 
-@router.get("/users/")
+@router.get("/users/", openapi_extra=described(query={"username": TEXT}))
 def users(request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
     check_params(request.query_params, ("username",))
     records = context.registry.list_users()
@@ -86,11 +87,11 @@ def myself(user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/users/{user_id}/")
-def user_by_id(user_id: int, user: CurrentUser, context: Context) -> dict[str, Any]:
+def user_by_id(user_id: RecordId, user: CurrentUser, context: Context) -> dict[str, Any]:
     return schemas.user(context.registry.get_user(user_id))
 
 
-@router.get("/pipelines/")
+@router.get("/pipelines/", openapi_extra=described(query={"name": TEXT}))
 def pipelines(request: Request, user: CurrentUser, context: Context) -> dict[str, Any]:
     check_params(request.query_params, ("name",))
     type_ids = _type_ids(context)
@@ -99,7 +100,7 @@ def pipelines(request: Request, user: CurrentUser, context: Context) -> dict[str
 
 
 @router.get("/pipelines/{pipeline_id}/")
-def pipeline(pipeline_id: int, user: CurrentUser, context: Context) -> dict[str, Any]:
+def pipeline(pipeline_id: RecordId, user: CurrentUser, context: Context) -> dict[str, Any]:
     return schemas.pipeline(get_pipeline(pipeline_id), _type_ids(context))
 
 

@@ -2,20 +2,24 @@
 
 Each function takes a raw value, returns it cleaned (stripped, converted to the enumeration, …) or raises
 ``InvalidInput`` with a sentence that names the field, the value and the rule. Nothing here touches the
-database, so the HTTP layer can reuse the same checks on form data before calling the registry.
+database, so the HTTP layer can reuse the same checks on form data before calling the registry. Values are
+quoted shortened (``shown``): a message never echoes a megabyte a caller sent.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import reprlib
 import unicodedata
 from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import BigInteger
+
 from pzlib.registry.errors import InvalidInput
-from pzlib.registry.schema import NAME_LENGTH, FileRole, ProcessStatus, ProductStatus
+from pzlib.registry.schema import NAME_LENGTH, FileRole, ProcessStatus, ProductStatus, metadata
 
 
 class Unset(Enum):
@@ -27,6 +31,15 @@ class Unset(Enum):
 UNSET = Unset.TOKEN
 """Marks an update argument that was not given (``None`` is a value for nullable fields)."""
 
+MAX_COUNT = 2**63 - 1
+"""Largest count (bytes, rows) a database holds: a signed 64-bit integer in SQLite and Postgres alike."""
+
+MAX_ID = MAX_COUNT if all(
+    isinstance(table.c.id.type, BigInteger) for table in metadata.tables.values() if "id" in table.c
+) else 2**31 - 1
+"""Largest record id every database holds: the id columns are ``INTEGER``, 64-bit in SQLite but 32-bit in
+Postgres (63-bit once they are ``BIGINT``). A larger id is refused before a query would overflow."""
+
 MAX_FILE_NAME_BYTES = 200
 """Longest name of an uploaded file, in UTF-8 bytes: file systems allow 255 bytes per name, and storage writes a
 file under a temporary name 42 bytes longer (``.<name>.<uuid>.partial``) before renaming it."""
@@ -37,6 +50,19 @@ USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
 _USERNAME = re.compile(USERNAME_PATTERN, re.ASCII)
 _RELEASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 80
+_SHOWN.maxlist = _SHOWN.maxdict = 4
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` shortened for a message: long text and long lists are cut in the middle."""
+    return _SHOWN.repr(value)
+
+
+def clipped(text: str, length: int = 80) -> str:
+    """``text`` for a message, cut after ``length`` characters."""
+    return text if len(text) <= length else f"{text[:length]}…"
 
 
 def slugify(text: str) -> str:
@@ -74,10 +100,9 @@ def optional_text(value: object, field: str, max_length: int) -> str | None:
     """Stripped text, or ``None`` for ``None`` and blank text."""
     if value is None:
         return None
-    cleaned = filter_text(value, field).strip()
-    if len(cleaned) > max_length:
-        raise InvalidInput(f"{field} has {len(cleaned)} characters; the limit is {max_length}")
-    return cleaned or None
+    if isinstance(value, str) and len(value.strip()) > max_length:
+        raise InvalidInput(f"{field} has {len(value.strip())} characters; the limit is {max_length}")
+    return filter_text(value, field).strip() or None
 
 
 def column_map(value: object) -> str | dict | None:
@@ -86,7 +111,9 @@ def column_map(value: object) -> str | dict | None:
         return value
     if isinstance(value, str) and value.strip():
         return value.strip()
-    raise InvalidInput(f"object_column_map must be a preset name or an object of column names, got {value!r}")
+    raise InvalidInput(
+        f"object_column_map must be a preset name or an object of column names, got {shown(value)}"
+    )
 
 
 def description(value: object) -> str:
@@ -99,7 +126,7 @@ def filter_text(value: object, field: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{field} must be text, got {type(value).__name__}")
     if "\x00" in value:
-        raise InvalidInput(f"{field} {value!r} contains a NUL character")
+        raise InvalidInput(f"{field} {shown(value)} contains a NUL character")
     return value
 
 
@@ -107,7 +134,7 @@ def username(value: object) -> str:
     """A Django-style username: 1–150 letters, digits and ``_.@+-``."""
     if not isinstance(value, str) or not _USERNAME.match(value):
         raise InvalidInput(
-            f"username {value!r} is not valid; use 1-150 letters, digits and the characters _ . @ + -"
+            f"username {shown(value)} is not valid; use 1-150 letters, digits and the characters _ . @ + -"
         )
     return value
 
@@ -116,7 +143,7 @@ def release_name(value: object) -> str:
     """A release name: a letter or digit, then letters, digits and ``_.-`` (e.g. ``dp1``)."""
     if not isinstance(value, str) or not _RELEASE_NAME.match(value):
         raise InvalidInput(
-            f"release name {value!r} is not valid; start with a letter or digit and use only letters, "
+            f"release name {shown(value)} is not valid; start with a letter or digit and use only letters, "
             "digits and the characters _ . -"
         )
     return value
@@ -125,11 +152,11 @@ def release_name(value: object) -> str:
 def group_names(values: Iterable[str]) -> tuple[str, ...]:
     """Distinct, sorted, stripped access-group names."""
     if isinstance(values, str):
-        raise InvalidInput(f"groups must be a list of names, got the single text {values!r}")
+        raise InvalidInput(f"groups must be a list of names, got the single text {shown(values)}")
     cleaned = set()
     for value in values:
         if not isinstance(value, str) or not value.strip() or len(value.strip()) > 150:
-            raise InvalidInput(f"group name {value!r} is not valid; use 1-150 characters")
+            raise InvalidInput(f"group name {shown(value)} is not valid; use 1-150 characters")
         cleaned.add(value.strip())
     return tuple(sorted(cleaned))
 
@@ -155,9 +182,9 @@ def file_name(value: object) -> str:
 
 
 def count(value: object, field: str) -> int:
-    """A non-negative integer (bytes, rows)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInput(f"{field} must be a non-negative integer, got {value!r}")
+    """A non-negative integer (bytes, rows) of at most 64 bits."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        raise InvalidInput(f"{field} must be a non-negative integer up to {MAX_COUNT}, got {shown(value)}")
     return value
 
 
@@ -171,7 +198,7 @@ def release_year(value: object) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1900 <= value <= 2200:
-        raise InvalidInput(f"release_year must be a year such as 2025, got {value!r}")
+        raise InvalidInput(f"release_year must be a year such as 2025, got {shown(value)}")
     return value
 
 
@@ -181,16 +208,31 @@ def json_object(value: object, field: str) -> dict[str, Any]:
         raise InvalidInput(f"{field} must be a JSON object, got {type(value).__name__}")
     try:
         json.dumps(value, allow_nan=False)
+    except RecursionError as error:
+        raise InvalidInput(f"{field} is nested too deeply to be stored as JSON") from error
     except (TypeError, ValueError) as error:
         raise InvalidInput(f"{field} is not valid JSON: {error}") from error
     return value
 
 
 def reference(value: object, what: str) -> int | str:
-    """An id (int) or a name (non-empty str) of a record."""
+    """An id (an int up to ``MAX_ID``) or a name (non-empty str) of a record.
+
+    Ids reach the registry from JSON bodies, query strings and other records, not only from checked URL paths;
+    an id no database column can hold is refused here, before a query would overflow.
+    """
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
-        raise InvalidInput(f"{what} must be given by id or name, got {value!r}")
-    return filter_text(value, what) if isinstance(value, str) else value
+        raise InvalidInput(f"{what} must be given by id or name, got {shown(value)}")
+    return filter_text(value, what) if isinstance(value, str) else record_id(value, what)
+
+
+def record_id(value: object, what: str) -> int:
+    """An id to look a record up by: an int the database's id columns hold (negative ones find nothing)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{what} id must be an integer, got {shown(value)}")
+    if not -MAX_ID <= value <= MAX_ID:
+        raise InvalidInput(f"{what} id {shown(value)} is out of range; ids are integers up to {MAX_ID}")
+    return value
 
 
 def product_status(value: object) -> ProductStatus:
@@ -203,7 +245,7 @@ def product_status(value: object) -> ProductStatus:
     except (KeyError, ValueError):
         pass
     known = ", ".join(f"{status.value} {status.label}" for status in ProductStatus)
-    raise InvalidInput(f"product status {value!r} is unknown; use one of {known}")
+    raise InvalidInput(f"product status {shown(value)} is unknown; use one of {known}")
 
 
 def file_role(value: object) -> FileRole:
@@ -216,7 +258,7 @@ def file_role(value: object) -> FileRole:
     except (KeyError, ValueError):
         pass
     known = ", ".join(f"{role.value} {role.label}" for role in FileRole)
-    raise InvalidInput(f"file role {value!r} is unknown; use one of {known}")
+    raise InvalidInput(f"file role {shown(value)} is unknown; use one of {known}")
 
 
 def process_status(value: object) -> ProcessStatus:
@@ -226,4 +268,4 @@ def process_status(value: object) -> ProcessStatus:
             if status.value.lower() == value.strip().lower():
                 return status
     known = ", ".join(status.value for status in ProcessStatus)
-    raise InvalidInput(f"process status {value!r} is unknown; use one of {known}")
+    raise InvalidInput(f"process status {shown(value)} is unknown; use one of {known}")

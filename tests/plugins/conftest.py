@@ -23,10 +23,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT / "plugins") not in sys.path:
     sys.path.insert(0, str(REPO_ROOT / "plugins"))
 
+from api_calls import API, create_product, published_specz  # noqa: E402
 from pzserver_app.app import create_app  # noqa: E402
 from pzserver_app.auth import AirflowIdentity  # noqa: E402
 from pzserver_app.context import ServerContext  # noqa: E402
 
+from pzlib.config import Settings  # noqa: E402
 from pzlib.registry import AuthenticationFailed, Registry, User, schema  # noqa: E402
 from pzlib.storage import open_storage  # noqa: E402
 
@@ -106,12 +108,24 @@ class Server:
         objects = [(item.key, item.size) for item in self.context.storage.list_objects()]
         return rows, objects
 
+    def contents(self) -> tuple[dict[str, list[tuple]], list[tuple[str, int]], list[str]]:
+        """Every row of every registry table, every stored object and every stopped run: what 'nothing changed'
+        compares when a change would keep the number of rows."""
+        with self.context.registry.engine.connect() as connection:
+            rows = {
+                table.name: sorted(tuple(map(repr, row)) for row in connection.execute(select(table)))
+                for table in schema.metadata.sorted_tables
+            }
+        objects = [(item.key, item.size) for item in self.context.storage.list_objects()]
+        return rows, objects, list(self.dag_runs.stopped)
+
 
 @pytest.fixture
 def server(registry: Registry, tmp_path: Path) -> Iterator[Server]:
     """The PZ Server app over ``registry`` (SQLite or Postgres) and local storage, mounted at /pzserver."""
     storage = open_storage(str(tmp_path / "storage"))
-    context = ServerContext.open(registry, storage, upload_limit_bytes=UPLOAD_LIMIT_BYTES)
+    settings = Settings(state_dir=tmp_path, upload_limit_bytes=UPLOAD_LIMIT_BYTES)
+    context = ServerContext.open(registry, storage, settings)
     logins = AirflowLogins()
     dag_runs = RecordedDagRuns()
     app = create_app(context=context, airflow_token_resolver=logins, dag_runs=dag_runs,
@@ -138,6 +152,38 @@ def as_bob(server: Server) -> dict[str, str]:
 def as_admin(server: Server) -> dict[str, str]:
     """Headers of an admin."""
     return server.user("root", admin=True)
+
+
+@dataclass
+class Records:
+    """alice's records of each kind the API serves: what route tests put in path parameters."""
+
+    product: dict
+    """A published spec-z catalog with its main file and associated columns."""
+    draft: dict
+    """A product still Registering, without files."""
+    file_id: int
+    """The main file of ``product``."""
+    content_id: int
+    """A column of ``product``."""
+    process: dict
+    """A Combine Redshift Catalogs run of ``product``, queued."""
+
+
+@pytest.fixture
+def records(server: Server, as_alice: dict[str, str]) -> Records:
+    """One record of each kind, made through the API as the pzserver client makes them."""
+    product = published_specz(server, as_alice, "DESI spec-z")
+    other = published_specz(server, as_alice, "VVDS spec-z")
+    draft = create_product(server, as_alice, "Draft training set", product_type="training_set")
+    [main_file] = server.client.get(f"{API}/product-files/?product_id={product['id']}", headers=as_alice).json()[
+        "results"]
+    columns = server.client.get(f"{API}/product-contents/?product={product['id']}", headers=as_alice).json()
+    process = server.client.post(f"{API}/processes/", headers=as_alice, json={
+        "pipeline": "combine_redshift_dedup", "display_name": "Combined spec-z",
+        "inputs": [product["id"], other["id"]], "used_config": {"param": {"combine_type": "concatenate"}}})
+    assert process.status_code == 201, process.text
+    return Records(product, draft, main_file["id"], columns["results"][0]["id"], process.json())
 
 
 @pytest.fixture(scope="session")
