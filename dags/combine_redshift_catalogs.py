@@ -17,7 +17,8 @@ process's product and publishes it, and a failed task fails the process with its
 A run is fully described by its params, checked against the JSON schema of ``pzlib.crossmatch.CrcConfig``
 when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by ``CrcConfig.from_params``
 when it starts (a survey without a flag translation fails there); ``check_request`` then checks every
-file's columns. A rerun of a finished request keeps its output. The defaults combine the five mock surveys
+file's columns. A rerun of a finished request keeps its output, so a failed task is retried, with a growing
+delay (``pzlib.retries``; the ``retries`` param sets another number for a run). The defaults combine the five mock surveys
 of the DC2 cross-match sample of the embedded default, built on first use. All the work is in
 ``pzlib.crossmatch.crc``, imported inside the tasks.
 """
@@ -38,6 +39,7 @@ from pzlib.registry.process_runs import (
     run_started,
     task_failed,
 )
+from pzlib.retries import RETRIES_PARAM, RETRIES_PARAM_SCHEMA, TASK_RETRIES, task_retry_args, without_retries
 
 SAMPLE_DIR = load_settings().state_dir / "crossmatch" / "dc2-sample"
 """Where pzlib.crossmatch.sample_data builds the sample the defaults use (on first use)."""
@@ -90,12 +92,13 @@ PARAMS = {
                             "parquet, csv, or hats (a HATS collection with margin cache)."),
     "workers": _param("workers", 2, "Threads", "Threads of the local Dask scheduler running the duplicate search."),
     PROCESS_PARAM: Param(None, **PROCESS_PARAM_SCHEMA),
+    RETRIES_PARAM: Param(TASK_RETRIES, **RETRIES_PARAM_SCHEMA),
 }
 
 
 def _config() -> CrcConfig:
     """The CrcConfig of the running task's DAG run, rebuilt from its params (they never change in a run)."""
-    return CrcConfig.from_params(request_params(get_current_context()["params"]))
+    return CrcConfig.from_params(request_params(without_retries(get_current_context()["params"])))
 
 
 @dag(
@@ -103,7 +106,7 @@ def _config() -> CrcConfig:
     schedule=None,
     catchup=False,
     params=PARAMS,
-    default_args={"retries": 0, "execution_timeout": timedelta(hours=6), "on_failure_callback": task_failed},
+    default_args={**task_retry_args(), "execution_timeout": timedelta(hours=6), "on_failure_callback": task_failed},
     tags=["pz-server", "crossmatch"],
     doc_md=__doc__,
 )

@@ -11,6 +11,8 @@ user ``pz-compute``; a rerun replaces the run's product). The run is fully descr
 against the schema below when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by
 ``pzlib.pipeline.RunSpec.from_params`` when it starts. The defaults describe the DC2 sample release of the
 embedded default; the yearly schedule reprocesses that release, and any other release is a trigger with conf.
+A failed task is retried with a growing delay (``pzlib.retries``; the ``retries`` param sets another number
+for a run): every task keeps what already verifies, so a retry redoes only what is missing.
 
 All the work is in ``pzlib.pipeline``; it is imported inside the tasks so that parsing this file stays
 cheap (the dag-processor re-parses it every ``min_file_process_interval``).
@@ -26,6 +28,7 @@ from airflow.sdk import Param, dag, get_current_context, task, task_group
 
 from pzlib.cluster.airflow import EstimateArrayOperator
 from pzlib.config import load_settings
+from pzlib.retries import RETRIES_PARAM, RETRIES_PARAM_SCHEMA, TASK_RETRIES, task_retry_args, without_retries
 
 DC2_SAMPLE_RELEASE = "dc2-sample"
 COLUMN_MAP_PRESETS = ("lsst_mag", "dm_cmodel", "dm_gaap")
@@ -146,6 +149,7 @@ PARAMS = {
             'partitions_per_task; per estimator under its name, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}.'
         ),
     ),
+    RETRIES_PARAM: Param(TASK_RETRIES, **RETRIES_PARAM_SCHEMA),
 }
 
 
@@ -153,7 +157,7 @@ def _run_spec():
     """The RunSpec of the running task's DAG run, rebuilt from its params (they never change in a run)."""
     from pzlib.pipeline import RunSpec
 
-    return RunSpec.from_params(dict(get_current_context()["params"]))
+    return RunSpec.from_params(without_retries(get_current_context()["params"]))
 
 
 @dag(
@@ -162,7 +166,7 @@ def _run_spec():
     catchup=False,
     params=PARAMS,
     max_active_runs=1,
-    default_args={"retries": 0, "execution_timeout": timedelta(hours=6)},
+    default_args={**task_retry_args(), "execution_timeout": timedelta(hours=6)},
     tags=["pz-compute"],
     doc_md=__doc__,
 )

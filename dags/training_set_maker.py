@@ -15,7 +15,8 @@ process's product and publishes it, and a failed task fails the process with its
 A run is fully described by its params, checked against the JSON schema of ``pzlib.crossmatch.TsmConfig``
 when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by ``TsmConfig.from_params``
 when it starts; ``check_request`` then checks the catalogs' columns and the margin cache before any work. A
-rerun of a finished request keeps its output. The defaults describe the DC2 cross-match sample of the
+rerun of a finished request keeps its output, so a failed task is retried, with a growing delay
+(``pzlib.retries``; the ``retries`` param sets another number for a run). The defaults describe the DC2 cross-match sample of the
 embedded default, built on first use. All the work is in ``pzlib.crossmatch.tsm``, imported inside the tasks;
 parsing this file loads only the request types, which import no science package.
 """
@@ -36,6 +37,7 @@ from pzlib.registry.process_runs import (
     run_started,
     task_failed,
 )
+from pzlib.retries import RETRIES_PARAM, RETRIES_PARAM_SCHEMA, TASK_RETRIES, task_retry_args, without_retries
 
 SAMPLE_DIR = load_settings().state_dir / "crossmatch" / "dc2-sample"
 """Where pzlib.crossmatch.sample_data builds the sample the defaults use (on first use)."""
@@ -99,12 +101,13 @@ PARAMS = {
                             "parquet, csv, or hats (a HATS collection with margin cache)."),
     "workers": _param("workers", 2, "Threads", "Threads of the local Dask scheduler running the cross-match."),
     PROCESS_PARAM: Param(None, **PROCESS_PARAM_SCHEMA),
+    RETRIES_PARAM: Param(TASK_RETRIES, **RETRIES_PARAM_SCHEMA),
 }
 
 
 def _config() -> TsmConfig:
     """The TsmConfig of the running task's DAG run, rebuilt from its params (they never change in a run)."""
-    return TsmConfig.from_params(request_params(get_current_context()["params"]))
+    return TsmConfig.from_params(request_params(without_retries(get_current_context()["params"])))
 
 
 @dag(
@@ -112,7 +115,7 @@ def _config() -> TsmConfig:
     schedule=None,
     catchup=False,
     params=PARAMS,
-    default_args={"retries": 0, "execution_timeout": timedelta(hours=6), "on_failure_callback": task_failed},
+    default_args={**task_retry_args(), "execution_timeout": timedelta(hours=6), "on_failure_callback": task_failed},
     tags=["pz-server", "crossmatch"],
     doc_md=__doc__,
 )

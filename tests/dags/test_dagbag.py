@@ -21,6 +21,8 @@ HEAVY_MODULES = {
 }  # fmt: skip
 
 STAGE_GROUPS = ["stage_1_acquire", "stage_2_train", "stage_3_estimate", "stage_4_postprocess"]
+RETRIES_PARAM = "retries"
+"""The param through which a run sets its tasks' retries (pzlib.retries.RETRIES_PARAM); no pipeline field."""
 
 _PARSE_SCRIPT = """
 import json, sys, time
@@ -50,7 +52,14 @@ report = {
                 if isinstance(child, TaskGroup)
             ),
             "tasks": {
-                task.task_id: {"group": task.task_group.group_id, "mapped": isinstance(task, MappedOperator)}
+                task.task_id: {
+                    "group": task.task_group.group_id,
+                    "mapped": isinstance(task, MappedOperator),
+                    "retries": task.retries,
+                    "retry_delay_s": task.retry_delay.total_seconds(),
+                    "retry_exponential_backoff": task.retry_exponential_backoff,
+                    "max_retry_delay_s": task.max_retry_delay and task.max_retry_delay.total_seconds(),
+                }
                 for task in dag.tasks
             },
             "params": {
@@ -128,10 +137,24 @@ def _refines(base: dict, schema: dict) -> bool:
     )  # fmt: skip
 
 
+def test_every_task_of_every_dag_is_retried_with_backoff(dagbag_report):
+    from pzlib.retries import MAX_RETRY_DELAY, RETRY_BACKOFF, RETRY_DELAY, TASK_RETRIES
+
+    policies = {(dag_id, task_id): (task["retries"], task["retry_delay_s"], task["retry_exponential_backoff"],
+                                    task["max_retry_delay_s"])
+                for dag_id, dag in dagbag_report["dags"].items() for task_id, task in dag["tasks"].items()}
+    expected = (TASK_RETRIES, RETRY_DELAY.total_seconds(), RETRY_BACKOFF, MAX_RETRY_DELAY.total_seconds())
+    assert TASK_RETRIES > 0 and RETRY_BACKOFF > 1
+    assert {key: policy for key, policy in policies.items() if policy != expected} == {}
+    for dag in dagbag_report["dags"].values():
+        assert dag["params"][RETRIES_PARAM]["default"] == TASK_RETRIES
+
+
 def test_pz_compute_params_are_the_runspec_fields(dagbag_report):
     from pzlib.pipeline import RunSpec
 
-    params = dagbag_report["dags"]["pz_compute"]["params"]
+    params = dict(dagbag_report["dags"]["pz_compute"]["params"])
+    params.pop(RETRIES_PARAM)
     runspec_fields = RunSpec.params_schema()["properties"]
     assert set(params) == set(runspec_fields)
     for name, field_schema in runspec_fields.items():
@@ -143,7 +166,7 @@ def test_pz_compute_defaults_are_a_valid_run(dagbag_report):
     from pzlib.pipeline import RunSpec
 
     params = dagbag_report["dags"]["pz_compute"]["params"]
-    defaults = {name: param["default"] for name, param in params.items()}
+    defaults = {name: param["default"] for name, param in params.items() if name != RETRIES_PARAM}
     spec = RunSpec.from_params(defaults)
     assert spec.release == "dc2-sample"
 
@@ -183,6 +206,7 @@ def test_crossmatch_dags_run_on_request_only(dagbag_report, dag_id):
 def test_crossmatch_dag_params_are_the_config_fields(dagbag_report, dag_id):
     params = dict(dagbag_report["dags"][dag_id]["params"])
     assert params.pop(PROCESS_PARAM)["default"] is None
+    params.pop(RETRIES_PARAM)
     config_fields = _crossmatch_config(dag_id).params_schema()["properties"]
     assert set(params) == set(config_fields)
     for name, field_schema in config_fields.items():
@@ -197,7 +221,7 @@ def test_crossmatch_dag_defaults_are_a_valid_request_on_the_sample(dagbag_report
     from pzlib.crossmatch.sample_data import OBJECT_COLUMN_MAP, REFERENCE_COLUMNS, SURVEYS
 
     defaults = {name: param["default"] for name, param in dagbag_report["dags"][dag_id]["params"].items()
-                if name != PROCESS_PARAM}
+                if name not in (PROCESS_PARAM, RETRIES_PARAM)}
     config = _crossmatch_config(dag_id).from_params(defaults)
     if dag_id == "training_set_maker":
         assert Path(config.specz_catalog).name == "specz_reference.parquet"
