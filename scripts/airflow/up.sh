@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
-# Start the embedded default's Airflow services in the background: api-server, scheduler, dag-processor,
-# triggerer. Each runs fully detached in its own session (setsid, stdin from /dev/null), logs to
+# Start the embedded default's Airflow services in the background: the api-server first, and the
+# dag-processor, triggerer and scheduler once the API answers (they and every task talk to it). Each runs
+# fully detached in its own session (setsid, stdin from /dev/null), logs to
 # $AIRFLOW_HOME/logs/services/<service>.log and leaves its pid in $AIRFLOW_HOME/run/<service>.pid, which is
 # all scripts/airflow/down.sh needs to stop exactly these processes. Migrates the metadata DB first and
-# returns once the API answers and every service reports healthy; prints the URL and the login.
+# returns once every service reports healthy; prints the URL and the login.
+#
+# A service counts as running only if its own process (the session leader) is alive and is that service:
+# processes a dead service left behind (a killed scheduler's task processes keep its session alive) do not
+# count. Services that run are kept; a dead one's orphaned processes are stopped (nothing would record what
+# they finish; the scheduler retries their tasks) and the service is started again. So `make up` after a
+# crash or a kill of any service brings the whole set back, and a run in progress carries on by itself.
 #
 # PZ_AIRFLOW_PASSWORD      the admin's password written on first start (default: admin)
 # PZ_AIRFLOW_START_TIMEOUT seconds to wait for the services to become healthy (default: 180)
@@ -14,25 +21,86 @@ source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 mkdir -p "$PZ_AIRFLOW_RUN_DIR" "$PZ_AIRFLOW_SERVICE_LOGS"
 
 running=()
+missing=()
 for service in "${PZ_AIRFLOW_SERVICES[@]}"; do
-    pid_file="$PZ_AIRFLOW_RUN_DIR/$service.pid"
-    if [[ -f "$pid_file" && -n "$(pz_airflow_session_pids "$(<"$pid_file")")" ]]; then
+    if [[ -n "$(pz_airflow_service_pid "$service")" ]]; then
         running+=("$service")
+    else
+        pz_airflow_stop_service "$service" 0
+        missing+=("$service")
     fi
 done
-if ((${#running[@]} == ${#PZ_AIRFLOW_SERVICES[@]})); then
+if ((${#missing[@]} == 0)); then
     echo "Airflow is already up at $PZ_AIRFLOW_URL (state in $AIRFLOW_HOME)."
     exit 0
 elif ((${#running[@]} > 0)); then
-    echo "Only some Airflow services are running (${running[*]}); run 'make down' first, then 'make up'." >&2
-    exit 1
+    echo "Airflow services running: ${running[*]}; starting the others: ${missing[*]}"
 fi
 
-echo "Migrating the metadata DB ($AIRFLOW_HOME) ..."
-if ! "$PZ_AIRFLOW_BIN" db migrate >"$PZ_AIRFLOW_SERVICE_LOGS/db-migrate.log" 2>&1; then
-    tail -n 30 "$PZ_AIRFLOW_SERVICE_LOGS/db-migrate.log" >&2
-    echo "airflow db migrate failed; full log: $PZ_AIRFLOW_SERVICE_LOGS/db-migrate.log" >&2
+# wait_for SERVICES... WHAT: until the API answers (WHAT=answers) or reports every service healthy
+# (WHAT=healthy), as long as each of SERVICES is alive; at most PZ_AIRFLOW_START_TIMEOUT seconds in all.
+deadline=$((SECONDS + ${PZ_AIRFLOW_START_TIMEOUT:-180}))
+wait_for() {
+    local what="${*: -1}"
+    "$PZ_AIRFLOW_PYTHON" - "$PZ_AIRFLOW_URL" "$((deadline - SECONDS))" "$PZ_AIRFLOW_RUN_DIR" "$what" \
+        "${@:1:$#-1}" <<'PY'
+import json, os, sys, time, urllib.request
+
+url, timeout, run_dir, what, services = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5:]
+deadline = time.monotonic() + timeout
+health = None
+while time.monotonic() < deadline:
+    for service in services:
+        pid = int(open(os.path.join(run_dir, f"{service}.pid")).read())
+        try:
+            # The state follows the parenthesised command name; a zombie ('Z') has exited.
+            alive = open(f"/proc/{pid}/stat").read().rpartition(")")[2].split()[0] != "Z"
+        except OSError:
+            alive = False
+        if not alive:
+            sys.exit(f"airflow {service} exited during start-up")
+    try:
+        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as response:
+            health = json.load(response)
+    except (OSError, ValueError):
+        health = None
+    if health and (what == "answers" or all(part and part.get("status") == "healthy" for part in health.values())):
+        sys.exit(0)
+    time.sleep(1)
+sys.exit(f"the API did not answer within {timeout:.0f} s" if what == "answers" and health is None
+         else f"not healthy after {timeout:.0f} s; last health report: {health}")
+PY
+}
+
+# Every process runs on this machine and writes its task logs under $AIRFLOW_HOME/logs, where the api-server
+# reads them; the scheduler's and triggerer's log servers would only open ports on all interfaces.
+declare -A service_options=([scheduler]=--skip-serve-logs [triggerer]=--skip-serve-logs)
+start() {
+    # shellcheck disable=SC2086  # options are single words
+    setsid "$PZ_AIRFLOW_BIN" "$1" ${service_options[$1]:-} \
+        </dev/null >>"$PZ_AIRFLOW_SERVICE_LOGS/$1.log" 2>&1 &
+    echo "$!" >"$PZ_AIRFLOW_RUN_DIR/$1.pid"
+    echo "started airflow $1 (pid $!)"
+}
+
+give_up() {
+    echo "$1" >&2
+    for service in "${PZ_AIRFLOW_SERVICES[@]}"; do
+        echo "--- last lines of $PZ_AIRFLOW_SERVICE_LOGS/$service.log" >&2
+        tail -n 15 "$PZ_AIRFLOW_SERVICE_LOGS/$service.log" >&2 || true
+    done
+    "$(dirname "${BASH_SOURCE[0]}")/down.sh" >&2
     exit 1
+}
+
+if [[ " ${missing[*]} " == *" api-server "* ]]; then
+    # A DB a running api-server serves is migrated already.
+    echo "Migrating the metadata DB ($AIRFLOW_HOME) ..."
+    if ! "$PZ_AIRFLOW_BIN" db migrate >"$PZ_AIRFLOW_SERVICE_LOGS/db-migrate.log" 2>&1; then
+        tail -n 30 "$PZ_AIRFLOW_SERVICE_LOGS/db-migrate.log" >&2
+        echo "airflow db migrate failed; full log: $PZ_AIRFLOW_SERVICE_LOGS/db-migrate.log" >&2
+        exit 1
+    fi
 fi
 
 # A known login for the embedded default. SimpleAuthManager keeps passwords in this JSON file and only
@@ -44,46 +112,17 @@ if [[ ! -s "$passwords_file" ]]; then
         "$passwords_file")
 fi
 
-# Every process runs on this machine and writes its task logs under $AIRFLOW_HOME/logs, where the api-server
-# reads them; the scheduler's and triggerer's log servers would only open ports on all interfaces.
-declare -A service_options=([scheduler]=--skip-serve-logs [triggerer]=--skip-serve-logs)
-for service in "${PZ_AIRFLOW_SERVICES[@]}"; do
-    # shellcheck disable=SC2086  # options are single words
-    setsid "$PZ_AIRFLOW_BIN" "$service" ${service_options[$service]:-} \
-        </dev/null >>"$PZ_AIRFLOW_SERVICE_LOGS/$service.log" 2>&1 &
-    echo "$!" >"$PZ_AIRFLOW_RUN_DIR/$service.pid"
+if [[ " ${missing[*]} " == *" api-server "* ]]; then
+    start api-server
+    echo "Waiting for the API to answer ..."
+    wait_for api-server answers || give_up "airflow api-server did not start"
+fi
+for service in "${missing[@]}"; do
+    [[ "$service" == api-server ]] || start "$service"
 done
 
 echo "Waiting for the services to report healthy ..."
-if ! "$PZ_AIRFLOW_PYTHON" - "$PZ_AIRFLOW_URL" "${PZ_AIRFLOW_START_TIMEOUT:-180}" \
-    "$PZ_AIRFLOW_RUN_DIR" "${PZ_AIRFLOW_SERVICES[@]}" <<'PY'; then
-import json, os, sys, time, urllib.request
-
-url, timeout, run_dir, services = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4:]
-deadline = time.monotonic() + timeout
-health = None
-while time.monotonic() < deadline:
-    for service in services:
-        pid = int(open(os.path.join(run_dir, f"{service}.pid")).read())
-        if not os.path.exists(f"/proc/{pid}"):
-            sys.exit(f"airflow {service} exited during start-up")
-    try:
-        with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=5) as response:
-            health = json.load(response)
-    except OSError:
-        health = None
-    if health and all(part and part.get("status") == "healthy" for part in health.values()):
-        sys.exit(0)
-    time.sleep(1)
-sys.exit(f"not healthy after {timeout:.0f} s; last health report: {health}")
-PY
-    for service in "${PZ_AIRFLOW_SERVICES[@]}"; do
-        echo "--- last lines of $PZ_AIRFLOW_SERVICE_LOGS/$service.log" >&2
-        tail -n 15 "$PZ_AIRFLOW_SERVICE_LOGS/$service.log" >&2
-    done
-    "$(dirname "${BASH_SOURCE[0]}")/down.sh" >&2
-    exit 1
-fi
+wait_for "${PZ_AIRFLOW_SERVICES[@]}" healthy || give_up "the Airflow services did not all start"
 
 password="$("$PZ_AIRFLOW_PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["admin"])' \
     "$passwords_file")"
