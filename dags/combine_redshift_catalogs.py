@@ -18,8 +18,8 @@ A run is fully described by its params, checked against the JSON schema of ``pzl
 when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by ``CrcConfig.from_params``
 when it starts (a survey without a flag translation fails there); ``check_request`` then checks every
 file's columns. A rerun of a finished request keeps its output, so a failed task is retried, with a growing
-delay (``pzlib.retries``; the ``retries`` param sets another number for a run). The defaults combine the five mock surveys
-of the DC2 cross-match sample of the embedded default, built on first use. All the work is in
+delay (``pzlib.retries``; the ``retries`` param sets another number for a run). The defaults combine the five
+mock surveys of the DC2 cross-match sample of the embedded default, built on first use. All the work is in
 ``pzlib.crossmatch.crc``, imported inside the tasks.
 """
 

@@ -16,9 +16,9 @@ A run is fully described by its params, checked against the JSON schema of ``pzl
 when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by ``TsmConfig.from_params``
 when it starts; ``check_request`` then checks the catalogs' columns and the margin cache before any work. A
 rerun of a finished request keeps its output, so a failed task is retried, with a growing delay
-(``pzlib.retries``; the ``retries`` param sets another number for a run). The defaults describe the DC2 cross-match sample of the
-embedded default, built on first use. All the work is in ``pzlib.crossmatch.tsm``, imported inside the tasks;
-parsing this file loads only the request types, which import no science package.
+(``pzlib.retries``; the ``retries`` param sets another number for a run). The defaults describe the DC2
+cross-match sample of the embedded default, built on first use. All the work is in ``pzlib.crossmatch.tsm``,
+imported inside the tasks; parsing this file loads only the request types, which import no science package.
 """
 
 from __future__ import annotations
