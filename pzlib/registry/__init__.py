@@ -25,6 +25,7 @@ from pzlib.registry.errors import (
     RegistryError,
 )
 from pzlib.registry.migrations import LATEST_VERSION, current_version, migrate
+from pzlib.registry.products import MAX_PAGE_SIZE, PRODUCT_ORDERINGS
 from pzlib.registry.records import (
     ColumnSpec,
     Page,
@@ -38,7 +39,7 @@ from pzlib.registry.records import (
     Terms,
     User,
 )
-from pzlib.registry.registry import MAX_PAGE_SIZE, PRODUCT_ORDERINGS, Registry, create_registry_engine
+from pzlib.registry.registry import Registry, create_registry_engine
 from pzlib.registry.schema import (
     MANDATORY_ALIASES,
     SYSTEM_COLUMNS,
