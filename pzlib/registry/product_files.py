@@ -307,4 +307,4 @@ class ProductFileRegistry:
                 connection.execute(update(_contents).where(_contents.c.id == column.id).values(**values))
                 queries.touch_product(connection, product.id)
             updated = connection.execute(select(_contents).where(_contents.c.id == column.id)).one()
-            return queries.content_from_row(updated)
+            return queries.record_from_row(ProductContent, updated)

@@ -52,7 +52,7 @@ class ProductRegistry:
         """Every product type, in listing order."""
         with self.engine.connect() as connection:
             rows = connection.execute(select(_types).order_by(_types.c.display_order, _types.c.id))
-            return tuple(queries.product_type_from_row(row) for row in rows)
+            return tuple(queries.record_from_row(ProductType, row) for row in rows)
 
     def get_product_type(self, product_type: int | str) -> ProductType:
         """The product type with this id or name.
@@ -66,7 +66,7 @@ class ProductRegistry:
             row = queries.find_product_type(connection, product_type)
             if row is None:
                 raise NotFound(f"product type {product_type!r} does not exist")
-            return queries.product_type_from_row(row)
+            return queries.record_from_row(ProductType, row)
 
     # Products
 
@@ -236,7 +236,7 @@ class ProductRegistry:
                 .limit(page_size)
                 .offset((page - 1) * page_size)
             )
-            results = tuple(queries.product_from_row(row) for row in rows)
+            results = tuple(queries.record_from_row(Product, row) for row in rows)
         return Page(count=total, results=results, page=page, page_size=page_size)
 
     def update_product(

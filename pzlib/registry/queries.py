@@ -9,26 +9,32 @@ writer anyway), so a concurrent change or delete of it waits, and what they read
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import typing
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
 from sqlalchemy import Column, ColumnElement, Connection, Row, and_, delete, func, insert, or_, select, true, update
 
 from pzlib.registry import checks, schema
 from pzlib.registry.errors import AlreadyExists, InvalidInput, MissingColumns, NotFound, PermissionDenied
 from pzlib.registry.records import (
+    COLUMN,
     Process,
     Product,
     ProductContent,
     ProductFile,
     ProductFilter,
-    ProductType,
     Release,
     Terms,
     User,
 )
-from pzlib.registry.schema import FileRole, ProcessStatus, ProductStatus
+from pzlib.registry.schema import ProcessStatus, ProductStatus
+
+RecordT = TypeVar("RecordT")
 
 _p = schema.products
 _types = schema.product_types
@@ -59,11 +65,36 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """SQLite returns naive datetimes; every stored one is UTC."""
-    if moment is None:
+def record_from_row(record_type: type[RecordT], row: Row, **values: Any) -> RecordT:
+    """A record of ``record_type`` (a dataclass of :mod:`pzlib.registry.records`) from a row.
+
+    Each field not given in ``values`` (what other tables hold: groups, inputs) is read from the row's column
+    of its name, or of the name its ``from_column`` gives; an enumeration is made from its stored value, and a
+    timestamp is made UTC-aware (SQLite returns naive datetimes; every stored one is UTC).
+    """
+    columns = row._mapping
+    for name, (column, kind) in _columns_of(record_type).items():
+        if name not in values:
+            values[name] = _stored_value(columns[column], kind)
+    return record_type(**values)
+
+
+@functools.cache
+def _columns_of(record_type: type) -> dict[str, tuple[str, Any]]:
+    """{field: (column, type)} of a record type."""
+    types = typing.get_type_hints(record_type)
+    return {field.name: (field.metadata.get(COLUMN, field.name), types[field.name])
+            for field in dataclasses.fields(record_type)}
+
+
+def _stored_value(value: Any, kind: Any) -> Any:
+    if value is None:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        return kind(value)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
 
 
 def _by_id_or_name(
@@ -82,17 +113,6 @@ def find_product_type(connection: Connection, reference: int | str) -> Row | Non
     ).one_or_none()
 
 
-def product_type_from_row(row: Row) -> ProductType:
-    """A ``ProductType`` record from a ``product_types`` row."""
-    return ProductType(
-        id=row.id,
-        name=row.name,
-        display_name=row.display_name,
-        description=row.description,
-        order=row.display_order,
-    )
-
-
 def unknown_product_type_message(connection: Connection, reference: object) -> str:
     """A message naming ``reference`` and every known product type."""
     known = ", ".join(connection.scalars(select(_types.c.name).order_by(_types.c.display_order)))
@@ -109,16 +129,8 @@ def find_release(connection: Connection, reference: int | str) -> Release | None
     ).one_or_none()
     if row is None:
         return None
-    return Release(
-        id=row.id,
-        name=row.name,
-        display_name=row.display_name,
-        description=row.description,
-        is_public=row.is_public,
-        access_groups=_group_names(connection, schema.release_groups.c.release_id, row.id),
-        created_at=_utc(row.created_at),
-        object_catalog=row.object_catalog,
-        object_column_map=row.object_column_map,
+    return record_from_row(
+        Release, row, access_groups=_group_names(connection, schema.release_groups.c.release_id, row.id)
     )
 
 
@@ -177,37 +189,12 @@ def visible_to(user: User) -> ColumnElement[bool]:
     return or_(_p.c.user_id == user.id, shared)
 
 
-def product_from_row(row: Row) -> Product:
-    """A ``Product`` record from a row of ``PRODUCT_COLUMNS``."""
-    return Product(
-        id=row.id,
-        internal_name=row.internal_name,
-        display_name=row.display_name,
-        product_type_id=row.product_type_id,
-        product_type_name=row.product_type_name,
-        product_type_display_name=row.product_type_display_name,
-        release_id=row.release_id,
-        release_name=row.release_name,
-        release_display_name=row.release_display_name,
-        owner_id=row.user_id,
-        owner_username=row.owner_username,
-        official=row.official,
-        pz_code=row.pz_code,
-        description=row.description,
-        status=ProductStatus(row.status),
-        release_year=row.release_year,
-        provenance=row.provenance,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
-    )
-
-
 def product_by_id(connection: Connection, product_id: int) -> Product:
     """The product with this id, which must exist."""
     row = connection.execute(
         select(*PRODUCT_COLUMNS).select_from(PRODUCT_JOIN).where(_p.c.id == product_id)
     ).one()
-    return product_from_row(row)
+    return record_from_row(Product, row)
 
 
 def visible_product(connection: Connection, user: User, reference: int | str, *, lock: bool = False) -> Product:
@@ -222,7 +209,7 @@ def visible_product(connection: Connection, user: User, reference: int | str, *,
     row = connection.execute(query.with_for_update(of=_p) if lock else query).one_or_none()
     if row is None:
         raise NotFound(f"product {reference!r} does not exist or is not visible to you")
-    return product_from_row(row)
+    return record_from_row(Product, row)
 
 
 def changeable_product(connection: Connection, user: User, reference: int | str) -> Product:
@@ -348,30 +335,12 @@ def filter_conditions(filters: ProductFilter) -> list[ColumnElement[bool]]:
 # Files and contents
 
 
-def _file_from_row(row: Row) -> ProductFile:
-    return ProductFile(
-        id=row.id,
-        product_id=row.product_id,
-        role=FileRole(row.role),
-        name=row.name,
-        mime_type=row.mime_type,
-        size=row.size,
-        n_rows=row.n_rows,
-        extension=row.extension,
-        is_directory=row.is_directory,
-        checksum=row.checksum,
-        storage_key=row.storage_key,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
-    )
-
-
 def file_by_id(connection: Connection, file_id: int) -> ProductFile | None:
     """The product file with this id, or None."""
     if isinstance(file_id, bool) or not isinstance(file_id, int):
         raise InvalidInput(f"a product file id is an integer, got {file_id!r}")
     row = connection.execute(select(_files).where(_files.c.id == file_id)).one_or_none()
-    return None if row is None else _file_from_row(row)
+    return None if row is None else record_from_row(ProductFile, row)
 
 
 def files_of(connection: Connection, product_id: int) -> tuple[ProductFile, ...]:
@@ -379,7 +348,7 @@ def files_of(connection: Connection, product_id: int) -> tuple[ProductFile, ...]
     rows = connection.execute(
         select(_files).where(_files.c.product_id == product_id).order_by(_files.c.role, _files.c.id)
     )
-    return tuple(_file_from_row(row) for row in rows)
+    return tuple(record_from_row(ProductFile, row) for row in rows)
 
 
 def changeable_file(connection: Connection, user: User, file_id: int) -> ProductFile:
@@ -392,18 +361,6 @@ def changeable_file(connection: Connection, user: User, file_id: int) -> Product
     if found is None:
         raise NotFound(f"product file {file_id!r} does not exist")
     return found
-
-
-def content_from_row(row: Row) -> ProductContent:
-    """A ``ProductContent`` record from a ``product_contents`` row."""
-    return ProductContent(
-        id=row.id,
-        product_id=row.product_id,
-        column_name=row.column_name,
-        ucd=row.ucd,
-        alias=row.alias,
-        order=row.position,
-    )
 
 
 def changeable_content(connection: Connection, user: User, content_id: int) -> tuple[Product, ProductContent]:
@@ -421,7 +378,7 @@ def changeable_content(connection: Connection, user: User, content_id: int) -> t
 
 def _content_by_id(connection: Connection, content_id: int) -> ProductContent | None:
     row = connection.execute(select(_contents).where(_contents.c.id == content_id)).one_or_none()
-    return None if row is None else content_from_row(row)
+    return None if row is None else record_from_row(ProductContent, row)
 
 
 def contents_of(connection: Connection, product_id: int) -> tuple[ProductContent, ...]:
@@ -429,7 +386,7 @@ def contents_of(connection: Connection, product_id: int) -> tuple[ProductContent
     rows = connection.execute(
         select(_contents).where(_contents.c.product_id == product_id).order_by(_contents.c.position)
     )
-    return tuple(content_from_row(row) for row in rows)
+    return tuple(record_from_row(ProductContent, row) for row in rows)
 
 
 # Processes
@@ -446,24 +403,7 @@ def process_by_id(connection: Connection, process_id: int) -> Process | None:
     input_ids = connection.scalars(
         select(table.c.product_id).where(table.c.process_id == process_id).order_by(table.c.position)
     )
-    return Process(
-        id=row.id,
-        pipeline=row.pipeline,
-        display_name=row.display_name,
-        used_config=row.used_config,
-        inputs=tuple(input_ids),
-        release_id=row.release_id,
-        output_product_id=row.output_product_id,
-        owner_id=row.user_id,
-        status=ProcessStatus(row.status),
-        dag_id=row.dag_id,
-        run_id=row.run_id,
-        error=row.error,
-        created_at=_utc(row.created_at),
-        updated_at=_utc(row.updated_at),
-        started_at=_utc(row.started_at),
-        ended_at=_utc(row.ended_at),
-    )
+    return record_from_row(Process, row, inputs=tuple(input_ids))
 
 
 def status_change(current: Process, new_status: ProcessStatus) -> dict[str, Any]:
@@ -491,15 +431,7 @@ def find_user(connection: Connection, reference: int | str) -> User | None:
     ).one_or_none()
     if row is None:
         return None
-    return User(
-        id=row.id,
-        username=row.username,
-        first_name=row.first_name,
-        last_name=row.last_name,
-        is_admin=row.is_admin,
-        groups=_group_names(connection, schema.user_groups.c.user_id, row.id),
-        created_at=_utc(row.created_at),
-    )
+    return record_from_row(User, row, groups=_group_names(connection, schema.user_groups.c.user_id, row.id))
 
 
 def replace_user_groups(connection: Connection, user_id: int, groups: tuple[str, ...]) -> None:

@@ -1,7 +1,9 @@
 """Immutable records the registry returns, and the small value types its callers pass in.
 
 Records are plain frozen dataclasses built from rows: an HTTP layer turns them into JSON without touching the
-database again. Timestamps are timezone-aware UTC on every backend.
+database again. Timestamps are timezone-aware UTC on every backend. One mapping builds them all
+(``queries.record_from_row``): a field is read from the column of its name, or from the column ``from_column``
+names where the record calls it otherwise.
 """
 
 from __future__ import annotations
@@ -13,6 +15,14 @@ from typing import Any, Generic, TypeVar
 from pzlib.registry.schema import FileRole, ProcessStatus, ProductStatus
 
 RecordT = TypeVar("RecordT")
+
+COLUMN = "column"
+"""Key of a field's metadata naming the column it is read from."""
+
+
+def from_column(name: str) -> Any:
+    """A record field read from the column ``name`` of its row (the record names it otherwise)."""
+    return field(metadata={COLUMN: name})
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class ProductType:
     name: str
     display_name: str
     description: str
-    order: int
+    order: int = from_column("display_order")
     """Position in listings."""
 
 
@@ -81,7 +91,7 @@ class Product:
     release_id: int | None
     release_name: str | None
     release_display_name: str | None
-    owner_id: int
+    owner_id: int = from_column("user_id")
     owner_username: str
     official: bool
     """Official (e.g. Rubin) products are marked so by admins only."""
@@ -136,7 +146,7 @@ class ProductContent:
     """IVOA unified content descriptor, e.g. ``"pos.eq.ra;meta.main"``."""
     alias: str | None
     """System column name, e.g. ``"RA"``."""
-    order: int
+    order: int = from_column("position")
     """Position of the column in the table, from 0."""
 
 
@@ -162,7 +172,7 @@ class Process:
     """Input product ids, in the order given."""
     release_id: int | None
     output_product_id: int | None
-    owner_id: int
+    owner_id: int = from_column("user_id")
     status: ProcessStatus
     dag_id: str | None
     run_id: str | None
