@@ -176,14 +176,14 @@ def parse_json(text: str | bytes, what: str) -> Any:
 
 def _json_integer(digits: str) -> int:
     if len(digits.lstrip("-")) > 19 or not -(2**63) <= int(digits) <= MAX_COUNT:
-        raise ValueError(f"the number {shown(digits)[1:-1]} is beyond the 64-bit integers the server keeps")
+        raise ValueError(f"the number {clipped(digits, 40)} is beyond the 64-bit integers the server keeps")
     return int(digits)
 
 
 def _json_float(digits: str) -> float:
     number = float(digits)
     if not math.isfinite(number):
-        raise ValueError(f"the number {shown(digits)[1:-1]} is too large")
+        raise ValueError(f"the number {clipped(digits, 40)} is too large")
     return number
 
 
