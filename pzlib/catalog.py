@@ -1,8 +1,10 @@
 """Reading and writing catalogs, streamed as pyarrow record batches.
 
 One entry point per direction: :func:`open_catalog` reads Parquet (file or dataset folder), HATS (hats/lsdb),
-HDF5 (tables_io layout, including RAIL's ``photometry`` group), CSV and FITS, and gives the schema, the row
-count and an iterator of record batches, so a billion-row catalog never has to fit in memory.
+HDF5 (tables_io layout, including RAIL's ``photometry`` group), CSV (any delimiter, with or without a header),
+FITS and VOTable, and gives the schema, the row count and an iterator of record batches, so a billion-row catalog
+never has to fit in memory; what a file is, and the checks that keep a reader inside its bytes, come from
+:mod:`pzlib.tables`.
 :func:`write_parquet` and :func:`write_hats` write atomically. :class:`ColumnMap` says which columns hold
 the id, the position and the photometry of a survey's catalog. Every problem raises :class:`CatalogError`
 naming the file, the column and what is wrong.
@@ -15,6 +17,7 @@ import glob
 import hashlib
 import logging
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -26,23 +29,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pzlib.tables import (
+    FITS_SIGNATURE,
+    CatalogError,
+    CsvDialect,
+    check_votable,
+    csv_column_names,
+    detect_format,
+    sniff_csv,
+)
+
 log = logging.getLogger(__name__)
 
 LSST_BANDS = ("u", "g", "r", "i", "z", "y")
-FORMATS = ("parquet", "hats", "hdf5", "csv", "fits")
-FITS_SIGNATURE = b"SIMPLE  ="
-"""How every FITS file starts (its first header card); gzip, zip or bzip2 data does not, and astropy would
-inflate those."""
-
-
-class CatalogError(ValueError):
-    """A catalog cannot be read or written; the message names the file, the column and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str, column: str | None = None):
-        self.path = str(path)
-        self.column = column
-        where = f"{self.path}, column '{column}'" if column else self.path
-        super().__init__(f"{where}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -118,28 +117,6 @@ def column_map(name_or_map: str | dict | ColumnMap) -> ColumnMap:
     return COLUMN_MAPS[name_or_map]
 
 
-def detect_format(path: str | os.PathLike) -> str:
-    """The catalog format of ``path``, from its layout and suffix."""
-    path = Path(path)
-    if path.is_dir():
-        if any((path / name).exists() for name in ("hats.properties", "properties", "collection.properties")):
-            return "hats"
-        if any(path.rglob("*.parquet")):
-            return "parquet"
-        raise CatalogError(path, "folder is neither a HATS catalog nor a Parquet dataset")
-    suffixes = "".join(path.suffixes[-2:]).lower()
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return "parquet"
-    if suffix in (".hdf5", ".h5", ".hdf"):
-        return "hdf5"
-    if suffix == ".csv" or suffixes == ".csv.gz":
-        return "csv"
-    if suffix in (".fits", ".fit") or suffixes in (".fits.gz", ".fit.gz"):
-        return "fits"
-    raise CatalogError(path, f"unknown catalog format '{suffix}' (readable: {', '.join(FORMATS)})")
-
-
 @dataclass
 class CatalogReader:
     """An opened catalog: its schema, row count and a stream of record batches."""
@@ -182,15 +159,19 @@ class CatalogReader:
         return pa.Table.from_batches(batches)
 
 
-def open_catalog(path: str | os.PathLike, hdf5_group: str | None = None) -> CatalogReader:
+def open_catalog(
+    path: str | os.PathLike, hdf5_group: str | None = None, csv_dialect: CsvDialect | None = None
+) -> CatalogReader:
     """Open a catalog for streaming reads.
 
     Parameters
     ----------
     path : path-like
-        A Parquet file or dataset folder, a HATS catalog folder, an HDF5, CSV or FITS file.
+        A Parquet file or dataset folder, a HATS catalog folder, an HDF5, CSV, FITS or VOTable file.
     hdf5_group : str, optional
         HDF5 group holding the columns; by default RAIL's ``photometry`` group when present, else the root.
+    csv_dialect : CsvDialect, optional
+        How a CSV file is written; by default :func:`pzlib.tables.sniff_csv` finds out.
 
     Returns
     -------
@@ -217,8 +198,9 @@ def open_catalog(path: str | os.PathLike, hdf5_group: str | None = None) -> Cata
         "parquet": _open_parquet,
         "hats": _open_hats,
         "hdf5": lambda p: _open_hdf5(p, hdf5_group),
-        "csv": _open_csv,
+        "csv": lambda p: _open_csv(p, csv_dialect or sniff_csv(p)),
         "fits": _open_fits,
+        "votable": _open_votable,
     }[catalog_format]
     try:
         schema, num_rows, batches = opener(path)
@@ -227,7 +209,7 @@ def open_catalog(path: str | os.PathLike, hdf5_group: str | None = None) -> Cata
     except Exception as error:  # any parser's own error means the file is corrupt for us
         raise CatalogError(path, f"not a readable {catalog_format} catalog: {error}") from error
     if num_rows == 0:
-        raise CatalogError(path, "catalog has no rows")
+        raise CatalogError(path, "the table has no rows")
     return CatalogReader(path, catalog_format, schema, num_rows, batches)
 
 
@@ -326,15 +308,30 @@ def _check_hdf5_self_contained(path: Path, h5file) -> None:
         raise CatalogError(path, f"{problem}; an HDF5 table must hold its data in the file itself")
 
 
-def _open_csv(path: Path):
+def _open_csv(path: Path, dialect: CsvDialect):
     import pyarrow.csv as pacsv
 
-    def reader(batch_rows=1 << 20):
-        return pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 22))
+    read_options = pacsv.ReadOptions(block_size=1 << 22, column_names=csv_column_names(path, dialect))
+    parse_options = pacsv.ParseOptions(delimiter=dialect.delimiter)
+    text_columns: dict[str, pa.DataType] = {}
 
+    def reader():
+        return pacsv.open_csv(path, read_options=read_options, parse_options=parse_options,
+                              convert_options=pacsv.ConvertOptions(column_types=text_columns))
+
+    # CSV has no row count in a header: count once by streaming (cheap next to estimating). Column types are
+    # guessed from the first block; a column with a later value of another type is read as text.
     schema = reader().schema
-    # CSV has no row count in a header: count once by streaming (cheap next to estimating).
-    num_rows = sum(batch.num_rows for batch in reader())
+    while True:
+        try:
+            num_rows = sum(batch.num_rows for batch in reader())
+            break
+        except pa.ArrowInvalid as error:
+            changed = _columns_of_another_type(error, schema.names) - text_columns.keys()
+            if not changed:
+                raise
+            text_columns.update(dict.fromkeys(changed, pa.string()))
+            schema = reader().schema
 
     def batches(columns, batch_rows):
         for batch in reader():
@@ -344,6 +341,45 @@ def _open_csv(path: Path):
                 yield batch.slice(offset, batch_rows)
 
     return schema, num_rows, batches
+
+
+def _columns_of_another_type(error: pa.ArrowInvalid, names: list[str]) -> set[str]:
+    """The CSV columns a conversion error is about (pyarrow names one, ``In CSV column #1: ...``); every column
+    when it names none, none when the error is not about a conversion."""
+    if "conversion error" not in str(error).lower():
+        return set()
+    found = re.search(r"CSV column #(\d+)", str(error))
+    return {names[int(found.group(1))]} if found and int(found.group(1)) < len(names) else set(names)
+
+
+def _open_votable(path: Path):
+    import warnings
+
+    from astropy.io.votable import parse_single_table
+
+    check_votable(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            table = parse_single_table(str(path)).to_table()
+    except Exception as error:  # astropy raises many kinds of errors for malformed XML
+        raise CatalogError(path, f"not a readable VOTable: {error}") from error
+    arrays = {}
+    for name in table.colnames:
+        column = table[name]
+        if column.ndim > 1:  # an array per row: a list column
+            arrays[name] = pa.array(column.tolist())
+            continue
+        mask = getattr(column, "mask", None)
+        values = column.filled() if mask is not None and hasattr(column, "filled") else column
+        data = values.value if hasattr(values, "value") else values
+        arrays[name] = pa.array(list(data) if data.dtype.kind in "OSU" else data, mask=mask)
+    votable = pa.table(arrays)
+
+    def batches(columns, batch_rows):
+        yield from (votable.select(columns) if columns else votable).to_batches(max_chunksize=batch_rows)
+
+    return votable.schema, votable.num_rows, batches
 
 
 def _open_fits(path: Path):

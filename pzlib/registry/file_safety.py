@@ -6,14 +6,14 @@ folders of its tables, margins, indexes and extensions, and hats and lsdb follow
 path or a URL there; a Parquet summary file (``_metadata``) names the files of its row groups; a ``.fits``
 member that is really gzip or zip data is inflated by astropy. A ZIP declares sizes it need not keep. The
 checks here read such references *without following them* and refuse the file with a message naming it and
-the reference, before any reader opens it: the VOTable as XML with no DOCTYPE, entities or network, the ZIP
-from its directory and its small metadata members before anything is written, and then unpacked under a byte
-budget. HDF5 (external storage, virtual datasets, external links) and FITS are refused by their readers in
+the reference, before any reader opens it: the ZIP from its directory and its small metadata members before
+anything is written, and then unpacked under a byte budget, and a HATS catalog's metadata again whenever it is
+read. VOTables (read as plain XML first, with no DOCTYPE, entities or network: :func:`pzlib.tables.check_votable`),
+HDF5 (external storage, virtual datasets, external links) and FITS are refused by their readers in
 :mod:`pzlib.catalog`, which every caller shares.
 
 Examples
 --------
->>> check_votable(Path("specz.xml"))  # doctest: +SKIP
 >>> root = unpack_hats_archive(Path("catalog.zip"), Path("unpacked"), max_bytes=1 << 30)  # doctest: +SKIP
 """
 
@@ -25,22 +25,18 @@ from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
-from xml.parsers import expat
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pzlib.catalog import FITS_SIGNATURE
 from pzlib.registry.errors import InvalidInput
+from pzlib.tables import FITS_SIGNATURE, HATS_MARKERS
 
 MAX_ZIP_MEMBERS = 100_000
 """Most entries a zipped HATS catalog may hold."""
 
 MAX_PROPERTIES_BYTES = 1024 * 1024
 """Largest HATS properties file read (real ones hold a few hundred bytes)."""
-
-HATS_MARKERS = ("collection.properties", "hats.properties", "properties")
-"""Files that make a folder a HATS catalog or collection."""
 
 HATS_LOCATION_KEYS = frozenset({
     "hats_primary_table_url",
@@ -53,8 +49,6 @@ HATS_LOCATION_KEYS = frozenset({
 """Properties whose values hats and lsdb open as locations (relative to the catalog, absolute, or URLs)."""
 
 _COPY_CHUNK = 1024 * 1024
-_STREAM_TAGS = frozenset({"stream"})
-_INCLUDE_TAGS = frozenset({"include"})  # XInclude; astropy does not process it, a later reader might
 _LIST_SEPARATORS = re.compile(r"[\s;,]+")  # hats splits list-valued properties on these
 _URL = re.compile(r"://|::|^file:", re.IGNORECASE)
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
@@ -72,54 +66,6 @@ class FileTooLarge(InvalidInput):
 def megabytes(size: int) -> str:
     """A size for messages: MiB from 1 MiB up, else bytes."""
     return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size} bytes"
-
-
-def check_votable(path: Path) -> None:
-    """Refuse a VOTable that refers outside its own bytes, reading it as plain XML first.
-
-    The file is parsed by expat with no DOCTYPE allowed (so no entities, internal or external, and no
-    network), and every ``STREAM`` element must carry its data inline: one with an ``href`` (BINARY, BINARY2,
-    FITS or PARQUET serialisation) would make astropy open that file or URL. XInclude elements are refused too.
-    A compressed file is not XML and is refused here, before astropy would inflate it.
-
-    Raises
-    ------
-    InvalidInput
-        The file is not well-formed XML, declares a DOCTYPE, or refers outside itself.
-    """
-    parser = expat.ParserCreate()
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-
-    def refuse_doctype(name: str, *_: object) -> None:
-        raise InvalidInput(
-            f"{path.name}: the VOTable declares a DOCTYPE ({name!r}); a VOTable needs none, and its entities "
-            "could name other files; remove the <!DOCTYPE ...> line"
-        )
-
-    def check_element(tag: str, attributes: dict[str, str]) -> None:
-        local_tag = tag.rsplit(":", 1)[-1].lower()
-        if local_tag in _INCLUDE_TAGS:
-            raise InvalidInput(f"{path.name}: the VOTable includes other XML (<{tag}>); send one self-contained file")
-        if local_tag in _STREAM_TAGS:
-            for attribute, value in attributes.items():
-                if attribute.rsplit(":", 1)[-1].lower() == "href":
-                    raise InvalidInput(
-                        f"{path.name}: the VOTable's <{tag}> refers to {value!r}; the server reads only the uploaded "
-                        "file: put the rows inline (TABLEDATA, or a BINARY/BINARY2/FITS STREAM without href)"
-                    )
-
-    parser.StartDoctypeDeclHandler = refuse_doctype
-    parser.StartElementHandler = check_element
-    try:
-        with open(path, "rb") as reader:
-            while chunk := reader.read(_COPY_CHUNK):
-                parser.Parse(chunk, False)
-            parser.Parse(b"", True)
-    except expat.ExpatError as error:
-        raise InvalidInput(
-            f"{path.name}: not a readable VOTable: {expat.ErrorString(error.code)} at line {error.lineno}, "
-            f"column {error.offset}"
-        ) from error
 
 
 def unpack_hats_archive(zip_path: Path, destination: Path, max_bytes: int) -> Path | None:
@@ -328,13 +274,11 @@ def _reason(error: BaseException) -> str:
 
 __all__ = [
     "HATS_LOCATION_KEYS",
-    "HATS_MARKERS",
     "MAX_PROPERTIES_BYTES",
     "MAX_ZIP_MEMBERS",
     "FileTooLarge",
     "check_hats_folder",
     "check_hats_references",
-    "check_votable",
     "megabytes",
     "unpack_hats_archive",
 ]

@@ -26,7 +26,6 @@ Examples
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import math
 import os
@@ -52,7 +51,6 @@ from pzlib.registry.file_safety import (
     MAX_ZIP_MEMBERS,
     FileTooLarge,
     check_hats_folder,
-    check_votable,
     megabytes,
     unpack_hats_archive,
 )
@@ -60,24 +58,10 @@ from pzlib.registry.records import Product, ProductContent, ProductFile, User
 from pzlib.registry.registry import Registry
 from pzlib.registry.schema import FileRole
 from pzlib.storage import LocalStorage, Storage, open_storage
+from pzlib.tables import HATS_PARTITION_COLUMNS, TABLE_FORMATS, CsvDialect, sniff_csv
 
 TABULAR_PRODUCT_TYPES = frozenset({"redshift_catalog", "training_set", "object_catalog"})
 """Product types whose main file must be a table."""
-
-TABLE_FORMATS = {
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".hdf5": "hdf5",
-    ".h5": "hdf5",
-    ".hdf": "hdf5",
-    ".fits": "fits",
-    ".fit": "fits",
-    ".xml": "votable",
-    ".vot": "votable",
-    ".votable": "votable",
-}
-"""Table format of a main file, by its (lower-case) suffix; a ``.zip`` may hold a HATS catalog."""
 
 PREVIEW_ROWS = 10
 """Rows kept as a preview of a main table."""
@@ -86,15 +70,11 @@ UNZIP_RATIO = 2
 """Without a limit of its own, a zipped HATS catalog may unpack to this many times the upload limit: its Parquet
 files are compressed already, and the metadata and point map that compress well need the rest."""
 
-# Hive partition columns HATS adds to every leaf file; they are not columns of the catalog.
-_HATS_PARTITION_COLUMNS = frozenset({"Norder", "Dir", "Npix"})
 _UNPACKED = "unpacked"  # folder beside an uploaded ZIP that it is unpacked into
 # A product's storage folder is named after its internal name (``<id>_<slug>``, past 255 characters for the
 # longest display names), cut to fit the 255 bytes a file system allows per name; the upload folder's uuid keeps
 # every key unique.
 _PRODUCT_FOLDER_CHARS = 100
-_CSV_DELIMITERS = ",;\t|"
-_CSV_SNIFF_BYTES = 64 * 1024
 _COPY_CHUNK = 1024 * 1024
 
 
@@ -116,6 +96,13 @@ class TableSummary:
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), allow_nan=False).encode("utf-8")
+
+    @property
+    def csv_dialect(self) -> CsvDialect | None:
+        """How a CSV table is written, as registration found it; None for other formats."""
+        if self.format != "csv":
+            return None
+        return CsvDialect(self.delimiter or ",", bool(self.has_header))
 
     @classmethod
     def from_json(cls, data: bytes) -> TableSummary:
@@ -489,7 +476,7 @@ def _prepare_main_file(upload_path: Path, product_type: str, max_unzipped_bytes:
 
 
 def inspect_table(path: Path, table_format: str) -> TableSummary:
-    """Count the rows of a table, name its columns and keep its first rows.
+    """Count the rows of a table, name its columns and keep its first rows, reading it whole.
 
     Parameters
     ----------
@@ -508,33 +495,28 @@ def inspect_table(path: Path, table_format: str) -> TableSummary:
         The table cannot be read, has no columns or no rows; the message names the file.
     """
     try:
-        if table_format == "csv":
-            delimiter, has_header = _csv_dialect(path)
-            summary = TableSummary("csv", 0, (), (), delimiter, has_header)
-        else:
-            summary = TableSummary(table_format, 0, (), ())
+        dialect = sniff_csv(path) if table_format == "csv" else None
+        reader = _open_table(path, table_format, dialect)
         n_rows = 0
         preview: list[dict[str, Any]] = []
-        schema: pa.Schema | None = None
-        for batch in _batches(path, summary):
-            schema = batch.schema if schema is None else schema
+        for batch in reader.iter_batches(batch_rows=65_536):
             if len(preview) < PREVIEW_ROWS:
                 preview.extend(_json_rows(batch.slice(0, PREVIEW_ROWS - len(preview))))
             n_rows += batch.num_rows
-        if schema is None:
-            schema = _schema(path, summary)
     except CatalogError as error:
         raise InvalidInput(f"{path.name}: {_problem(error)}") from error
     except InvalidInput:
         raise  # a check's own message already names the file and the problem
     except (pa.ArrowException, OSError, ValueError, KeyError, TypeError) as error:
         raise InvalidInput(f"{path.name}: not a readable {table_format} table: {error}") from error
-    columns = tuple(name for name in schema.names if name not in _HATS_PARTITION_COLUMNS or table_format != "hats")
+    hidden = HATS_PARTITION_COLUMNS if table_format == "hats" else frozenset()
+    columns = tuple(name for name in reader.column_names if name not in hidden)
     if not columns:
         raise InvalidInput(f"{path.name}: the table has no columns")
     if n_rows == 0:
         raise InvalidInput(f"{path.name}: the table has no rows")
-    return TableSummary(table_format, n_rows, columns, tuple(preview), summary.delimiter, summary.has_header)
+    delimiter, has_header = (dialect.delimiter, dialect.has_header) if dialect else (None, None)
+    return TableSummary(table_format, n_rows, columns, tuple(preview), delimiter, has_header)
 
 
 def _problem(error: CatalogError) -> str:
@@ -546,7 +528,8 @@ def _read_rows(path: Path, table: TableSummary, offset: int, limit: int) -> tupl
     rows: list[dict[str, Any]] = []
     skipped = 0
     try:
-        for batch in _batches(path, table, columns=list(table.columns)):
+        reader = _open_table(path, table.format, table.csv_dialect)
+        for batch in reader.iter_batches(list(table.columns), batch_rows=65_536):
             if skipped + batch.num_rows <= offset:
                 skipped += batch.num_rows
                 continue
@@ -561,132 +544,12 @@ def _read_rows(path: Path, table: TableSummary, offset: int, limit: int) -> tupl
     return tuple(rows)
 
 
-def _batches(path: Path, table: TableSummary, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    if table.format == "csv":
-        yield from _csv_batches(path, table.delimiter or ",", bool(table.has_header), columns)
-    elif table.format == "votable":
-        votable = _read_votable(path)
-        yield from (votable.select(columns) if columns else votable).to_batches(max_chunksize=65_536)
-    else:
-        yield from _open_catalog(path, table.format).iter_batches(columns, batch_rows=65_536)
-
-
-def _schema(path: Path, table: TableSummary) -> pa.Schema:
-    if table.format == "csv":
-        return _open_csv(path, table.delimiter or ",", bool(table.has_header), as_text=False).schema
-    if table.format == "votable":
-        return _read_votable(path).schema
-    return _open_catalog(path, table.format).schema
-
-
-def _open_catalog(path: Path, table_format: str) -> CatalogReader:
-    """``open_catalog``, once a HATS catalog is known to name nothing outside itself (HDF5 and FITS are
-    checked by their readers)."""
+def _open_table(path: Path, table_format: str, dialect: CsvDialect | None) -> CatalogReader:
+    """``open_catalog``, once a HATS catalog is known to name nothing outside itself (VOTable, HDF5 and FITS
+    files are checked by their readers)."""
     if table_format == "hats":
         check_hats_folder(path, path.name)
-    return open_catalog(path)
-
-
-def _csv_dialect(path: Path) -> tuple[str, bool]:
-    """(delimiter, has_header) of a CSV file, from its first lines."""
-    with open(path, "rb") as reader:
-        head = reader.read(_CSV_SNIFF_BYTES)
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise InvalidInput(f"{path.name}: not a CSV table: the file is not UTF-8 text") from error
-    lines = text.splitlines()
-    if len(head) == _CSV_SNIFF_BYTES and len(lines) > 1:
-        lines = lines[:-1]  # the last line may be cut in the middle
-    lines = [line for line in lines[:100] if line.strip()]
-    if not lines:
-        raise InvalidInput(f"{path.name}: the CSV file has no lines")
-    try:
-        delimiter = csv.Sniffer().sniff("\n".join(lines), delimiters=_CSV_DELIMITERS).delimiter
-    except csv.Error:
-        delimiter = ","
-    first_row = next(csv.reader([lines[0]], delimiter=delimiter))
-    return delimiter, not any(_is_number(field) for field in first_row)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _open_csv(path: Path, delimiter: str, has_header: bool, *, as_text: bool):
-    import pyarrow.csv as pacsv
-
-    read_options = pacsv.ReadOptions(block_size=1 << 22)
-    if not has_header:
-        with open(path, encoding="utf-8-sig", newline="") as reader:
-            first_row = next(csv.reader(reader, delimiter=delimiter), [])
-        read_options = pacsv.ReadOptions(
-            block_size=1 << 22, column_names=[f"column_{index + 1}" for index in range(len(first_row))]
-        )
-    convert_options = pacsv.ConvertOptions()
-    if as_text:
-        names = read_options.column_names or pacsv.open_csv(
-            path, read_options=read_options, parse_options=pacsv.ParseOptions(delimiter=delimiter)
-        ).schema.names
-        convert_options = pacsv.ConvertOptions(column_types={name: pa.string() for name in names})
-    return pacsv.open_csv(
-        path,
-        read_options=read_options,
-        parse_options=pacsv.ParseOptions(delimiter=delimiter),
-        convert_options=convert_options,
-    )
-
-
-def _csv_batches(
-    path: Path, delimiter: str, has_header: bool, columns: list[str] | None
-) -> Iterator[pa.RecordBatch]:
-    """Typed batches; a column whose type changes after the first block is read again as text."""
-    emitted = 0
-    try:
-        for batch in _open_csv(path, delimiter, has_header, as_text=False):
-            yield batch.select(columns) if columns else batch
-            emitted += batch.num_rows
-        return
-    except pa.ArrowInvalid as error:
-        if "conversion error" not in str(error).lower():
-            raise
-    skipped = 0
-    for batch in _open_csv(path, delimiter, has_header, as_text=True):
-        if skipped + batch.num_rows <= emitted:
-            skipped += batch.num_rows
-            continue
-        batch = batch.slice(emitted - skipped)
-        skipped = emitted
-        yield batch.select(columns) if columns else batch
-
-
-def _read_votable(path: Path) -> pa.Table:
-    import warnings
-
-    from astropy.io.votable import parse_single_table
-
-    check_votable(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            table = parse_single_table(str(path)).to_table()
-    except Exception as error:  # astropy raises many kinds of errors for malformed XML
-        raise InvalidInput(f"{path.name}: not a readable VOTable: {error}") from error
-    arrays = {}
-    for name in table.colnames:
-        column = table[name]
-        if column.ndim > 1:
-            arrays[name] = pa.array([_json_value(value) for value in column.tolist()])
-            continue
-        mask = getattr(column, "mask", None)
-        values = column.filled() if mask is not None and hasattr(column, "filled") else column
-        data = values.value if hasattr(values, "value") else values
-        arrays[name] = pa.array(list(data) if data.dtype.kind in "OSU" else data, mask=mask)
-    return pa.table(arrays)
+    return open_catalog(path, csv_dialect=dialect)
 
 
 def _json_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
@@ -720,7 +583,6 @@ def _json_value(value: Any) -> Any:
 __all__ = [
     "MAX_ZIP_MEMBERS",
     "PREVIEW_ROWS",
-    "TABLE_FORMATS",
     "TABULAR_PRODUCT_TYPES",
     "UNZIP_RATIO",
     "FileTooLarge",

@@ -125,14 +125,6 @@ def test_inspect_table_names_the_file_and_the_problem(tmp_path, content, problem
     assert "broken.csv" in str(raised.value)
 
 
-def test_a_csv_whose_column_changes_type_late_is_read_as_text(tmp_path):
-    path = tmp_path / "late.csv"
-    rows = [f"{index},{index}" for index in range(600_000)] + ["600000,not a number"]
-    path.write_text("id,value\n" + "\n".join(rows) + "\n")
-    summary = inspect_table(path, "csv")
-    assert summary.n_rows == 600_001 and summary.columns == ("id", "value")
-
-
 def test_a_process_records_its_output_product(owner):
     registry, alice = owner
     specz = registry.create_product(alice, display_name="Spec-z", product_type="redshift_catalog")
