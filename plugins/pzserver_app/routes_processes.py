@@ -14,9 +14,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
 
+from pzlib.crossmatch.config import FLAGS_FILE_FIELD, PZSERVER_REQUESTS
 from pzlib.registry import InvalidInput, Process, User
 from pzlib.registry.pipelines import get_pipeline
-from pzlib.registry.process_runs import FLAGS_FILE_FIELD, ProcessRuns
+from pzlib.registry.process_runs import ProcessRuns
 from pzserver_app import schemas
 from pzserver_app.auth import ChangingUser, CurrentUser, current_user
 from pzserver_app.bodies import (
@@ -98,8 +99,8 @@ def stop_process(process_id: RecordId, request: Request, user: ChangingUser, con
 
 
 def process_runs(request: Request, context: ServerContext) -> ProcessRuns:
-    """The app's processes over this context's registry and store."""
-    return ProcessRuns(context.files, request.app.state.dag_runs, request.app.state.process_dir())
+    """The app's processes over this context's registry and store, requests checked by the pipelines' configs."""
+    return ProcessRuns(context.files, request.app.state.dag_runs, request.app.state.process_dir(), PZSERVER_REQUESTS)
 
 
 def _process_json(context: ServerContext, process: Process, viewer: User) -> dict[str, Any]:

@@ -7,6 +7,11 @@ raises ``ValueError`` whose message starts with the field's name (``radius_arcse
 wide enough) is checked by ``check_inputs`` in :mod:`pzlib.crossmatch.tsm` and :mod:`pzlib.crossmatch.crc`,
 still before any work. ``params_schema()`` gives the JSON schema the DAGs' params refine.
 
+A PZ Server request (LIneA's ``param`` fields of a process: ``crossmatch.radius_arcsec``, ``flux_type``,
+``split.train_fraction``, ...) becomes params here too, by ``params_from_pzserver_request``: what those fields
+mean, and the default of one left out, is each config's own; :data:`PZSERVER_REQUESTS` hands the translations to
+the PZ Server (:class:`pzlib.registry.process_runs.ProcessRuns`), which knows no pipeline's parameters.
+
 The module imports only the standard library (and pzlib's settings); checking a ``column_map`` or the flag
 translations loads the small parts of pzlib they live in, never lsdb.
 """
@@ -17,7 +22,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -36,7 +41,15 @@ DUPLICATE_CRITERIA = ("closest", "all")
 COMBINE_TYPES = ("concatenate", "concatenate_and_mark_duplicates", "concatenate_and_remove_duplicates")
 DEFAULT_FLAG_TRANSLATION_FILE = include_path("crc", "flag_translation.yaml")
 SPECZ_ROLES = ("id", "ra", "dec", "z", "z_err", "z_flag")
+FLAGS_FILE_FIELD = "flags_translation_file"
+"""LIneA's Combine Redshift Catalogs parameter naming a flag translation file, and the multipart field of a PZ
+Server request that carries the file itself."""
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_TSM_REQUEST_PARAMS = frozenset({"crossmatch", "duplicate_criteria", "flux_type", "convert_flux_to_mag", "dereddening",
+                                 "split", "selected_columns"})
+_CRC_REQUEST_PARAMS = frozenset({"combine_type", "crossmatch", FLAGS_FILE_FIELD})
+_FLUX_TYPES = {"cmodel": "dm_cmodel", "gaap": "dm_gaap"}
+"""LIneA's ``flux_type`` words and the column-map presets they mean; ``auto`` takes the release's."""
 
 
 def local_path(path_or_uri: str) -> Path:
@@ -94,6 +107,28 @@ def _unknown_fields(cls, params: dict, where: str = "") -> None:
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"{where}{unknown[0]}: unknown parameter (known: {', '.join(sorted(known))})")
+
+
+def _defaults(cls) -> dict:
+    """{field: default} of a config class's fields that have a plain default."""
+    return {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+
+def _check_request_params(param: dict, known: frozenset[str]) -> None:
+    unknown = sorted(set(param) - known)
+    if unknown:
+        raise ValueError(f"param.{unknown[0]}: unknown parameter (known: {', '.join(sorted(known))})")
+
+
+def _request_section(param: dict, name: str, known: set[str]) -> dict:
+    """A section of a PZ Server request's parameters (``crossmatch``, ``split``), checked to hold only ``known``."""
+    value = param.get(name) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"param.{name}: must be an object, got {value!r}")
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ValueError(f"param.{name}.{unknown[0]}: unknown parameter (known: {', '.join(sorted(known))})")
+    return value
 
 
 def _fingerprint(values: dict) -> str:
@@ -322,6 +357,71 @@ class TsmConfig(_OutputRequest):
         return cls(**params)
 
     @classmethod
+    def params_from_pzserver_request(cls, param: dict, *, inputs: list[dict], release: dict | None, output_dir: str,
+                                     output_format: str | None = None,
+                                     flag_translation_file: str | None = None) -> dict:
+        """The params of a PZ Server Training Set Maker request, checked.
+
+        Parameters
+        ----------
+        param : dict
+            LIneA's fields: ``crossmatch`` (``radius_arcsec``, ``n_neighbors``), ``duplicate_criteria``,
+            ``flux_type`` (``auto``: the release's column map; ``cmodel``, ``gaap`` or a preset name),
+            ``convert_flux_to_mag``, ``dereddening`` (``sfd``, or ``none``), ``split`` (``method`` ``random``,
+            ``train_fraction``, ``seed``) and ``selected_columns``; one left out takes this config's default.
+        inputs : list of dict
+            The spec-z catalog, one: its ``path`` and ``columns`` (:class:`SpeczColumns` fields).
+        release : dict or None
+            The release's ``name``, ``object_catalog`` and ``object_column_map``.
+        output_dir, output_format : str
+            Where the training set goes, and its format (by default this config's).
+        flag_translation_file : str or None
+            Must be None: the Training Set Maker takes no flag translation.
+
+        Raises
+        ------
+        ValueError
+            Naming the field (``param.<name>`` for LIneA's).
+        """
+        _check_request_params(param, _TSM_REQUEST_PARAMS)
+        if flag_translation_file is not None:
+            raise ValueError(f"{FLAGS_FILE_FIELD}: the Training Set Maker takes no flag translation file")
+        if len(inputs) != 1:
+            raise ValueError(f"inputs: the Training Set Maker reads one spec-z catalog, got {len(inputs)}")
+        if release is None:
+            raise ValueError("release: the Training Set Maker cross-matches with a release's objects; give a release")
+        if not release.get("object_catalog"):
+            raise ValueError(f"release {release['name']!r} has no object catalog registered; an admin registers it "
+                             "with `pz release set --object-catalog`")
+        crossmatch = _request_section(param, "crossmatch", {"radius_arcsec", "n_neighbors"})
+        split = _request_section(param, "split", {"method", "train_fraction", "seed"})
+        if split.get("method", "random") != "random":
+            raise ValueError(f"param.split.method: only 'random' is supported, got {split['method']!r}")
+        defaults = _defaults(cls)
+        flux_type = param.get("flux_type", "auto")
+        dereddening = param.get("dereddening", defaults["dereddening"])
+        params = {
+            "specz_catalog": inputs[0]["path"],
+            "specz_columns": inputs[0]["columns"],
+            "object_catalog": release["object_catalog"],
+            "release": release["name"],
+            "column_map": (release.get("object_column_map") if flux_type in ("auto", None)
+                           else _FLUX_TYPES.get(flux_type, flux_type)),
+            "convert_flux_to_mag": param.get("convert_flux_to_mag", defaults["convert_flux_to_mag"]),
+            "dereddening": None if dereddening in ("", "none") else dereddening,
+            "radius_arcsec": crossmatch.get("radius_arcsec", defaults["radius_arcsec"]),
+            "n_neighbors": crossmatch.get("n_neighbors", defaults["n_neighbors"]),
+            "duplicate_criteria": param.get("duplicate_criteria", defaults["duplicate_criteria"]),
+            "train_fraction": split.get("train_fraction", defaults["train_fraction"]),
+            "split_seed": split.get("seed", defaults["split_seed"]),
+            "selected_columns": param.get("selected_columns", defaults["selected_columns"]),
+            "output_dir": output_dir,
+            "output_format": output_format or defaults["output_format"],
+        }
+        cls.from_params(params)
+        return params
+
+    @classmethod
     def params_schema(cls) -> dict:
         """JSON schema of the params (the DAG's params refine it)."""
         path = {"type": "string", "minLength": 1}
@@ -477,6 +577,51 @@ class CrcConfig(_OutputRequest):
         return cls(**params)
 
     @classmethod
+    def params_from_pzserver_request(cls, param: dict, *, inputs: list[dict], release: dict | None, output_dir: str,
+                                     output_format: str | None = None,
+                                     flag_translation_file: str | None = None) -> dict:
+        """The params of a PZ Server Combine Redshift Catalogs request, checked.
+
+        Parameters
+        ----------
+        param : dict
+            LIneA's fields: ``combine_type``, ``crossmatch`` (``radius_arcsec``, ``n_neighbors``) and
+            ``flags_translation_file``, which only says a file was sent; one left out takes this config's default.
+        inputs : list of dict
+            The spec-z catalogs, in priority order: ``path``, ``survey`` and ``columns`` (:class:`SpeczInput`).
+        release : dict or None
+            The release the combined catalog is meant for (its ``name``).
+        output_dir, output_format : str
+            Where the combined catalog goes, and its format (by default this config's).
+        flag_translation_file : str or None
+            The flag translation file sent with the request, saved where the run reads it.
+
+        Raises
+        ------
+        ValueError
+            Naming the field (``param.<name>`` for LIneA's).
+        """
+        _check_request_params(param, _CRC_REQUEST_PARAMS)
+        crossmatch = _request_section(param, "crossmatch", {"radius_arcsec", "n_neighbors"})
+        if param.get(FLAGS_FILE_FIELD) and flag_translation_file is None:
+            raise ValueError(f"param.{FLAGS_FILE_FIELD}: send the file itself in the multipart field "
+                             f"{FLAGS_FILE_FIELD!r}; the server cannot read {param[FLAGS_FILE_FIELD]!r}")
+        defaults = _defaults(cls)
+        params = {
+            "combine_type": param.get("combine_type", defaults["combine_type"]),
+            "radius_arcsec": crossmatch.get("radius_arcsec", defaults["radius_arcsec"]),
+            "n_neighbors": crossmatch.get("n_neighbors", defaults["n_neighbors"]),
+            "flag_translation_file": flag_translation_file,
+            "output_dir": output_dir,
+            "output_format": output_format or defaults["output_format"],
+            "release": release["name"] if release else None,
+            "inputs": [{"path": entry["path"], "survey": entry["survey"], "columns": entry["columns"]}
+                       for entry in inputs],
+        }
+        cls.from_params(params)
+        return params
+
+    @classmethod
     def params_schema(cls) -> dict:
         """JSON schema of the params (the DAG's params refine it)."""
         return {
@@ -510,3 +655,11 @@ class CrcConfig(_OutputRequest):
                 "workers": {"type": "integer", "minimum": 1, "maximum": 64},
             },
         }
+
+
+PZSERVER_REQUESTS = {
+    "training_set_maker": TsmConfig.params_from_pzserver_request,
+    "combine_redshift_dedup": CrcConfig.params_from_pzserver_request,
+}
+"""How a PZ Server request of each pipeline (by its name in :mod:`pzlib.registry.pipelines`) becomes checked
+params: what the PZ Server hands :class:`pzlib.registry.process_runs.ProcessRuns`."""

@@ -40,7 +40,11 @@ class Pipeline:
     dag_id: str
     """The Airflow DAG that carries a run out."""
     parameters: dict[str, Any] = field(default_factory=dict)
-    """Default parameters; a run's ``used_config["param"]`` overrides them."""
+    """Default parameters, as LIneA's API shows them; a run's ``used_config["param"]`` overrides them."""
+
+    def with_defaults(self, param: dict[str, Any]) -> dict[str, Any]:
+        """A run's parameters: ``param`` with the defaults of the parameters it leaves out."""
+        return {**copy.deepcopy(self.parameters), **param}
 
 
 PIPELINES: tuple[Pipeline, ...] = (
@@ -148,7 +152,7 @@ def start_process(
     param = config.get("param", {})
     if not isinstance(param, dict):
         raise InvalidInput(f"used_config['param'] must be a JSON object, got {type(param).__name__}")
-    config["param"] = {**copy.deepcopy(chosen.parameters), **param}
+    config["param"] = chosen.with_defaults(param)
     output = registry.create_product(
         user,
         display_name=display_name,

@@ -8,8 +8,10 @@ DAG's tasks call :func:`mark_running`, :func:`publish_output` and :func:`mark_fa
 conf carries (the ``pzserver_process`` param).
 
 A request is refused before anything is stored or started when an input is not Published or not visible, a
-spec-z input lacks its ra/dec/z association, the release is unknown or has no object catalog, or a parameter
-is out of range; the message names the product or the parameter.
+spec-z input lacks its ra/dec/z association, the release is unknown, or the pipeline's own config refuses it
+(a release without an object catalog, a parameter out of range); the message names the product or the
+parameter. The registry knows no pipeline's parameters: what LIneA's ``param`` fields mean is the pipeline
+config's, handed in as a :class:`PipelineRequest` per pipeline (``pzlib.crossmatch.config.PZSERVER_REQUESTS``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,19 +47,23 @@ PROCESS_PARAM_SCHEMA = {
 }
 """JSON schema and words of that param in the DAGs' trigger form."""
 
-FLAGS_FILE_FIELD = "flags_translation_file"
-"""Multipart field (and parameter) of a Combine Redshift Catalogs request's flag translation file."""
-
 _SYSTEM_COLUMN = {column.alias.lower(): column for column in SYSTEM_COLUMNS}
 
-_TSM_PARAMS = {"crossmatch", "duplicate_criteria", "flux_type", "convert_flux_to_mag", "dereddening", "split",
-               "selected_columns"}
-_CRC_PARAMS = {"combine_type", "crossmatch", FLAGS_FILE_FIELD}
 _PROCESS_OPTIONS = {"param", "output_format"}
-_FLUX_TYPES = {"cmodel": "dm_cmodel", "gaap": "dm_gaap"}
-"""LIneA's ``flux_type`` words and the column-map presets they mean; ``auto`` takes the release's."""
 
 _AIRFLOW_STATES = {"queued": ProcessStatus.QUEUED, "running": ProcessStatus.RUNNING}
+
+
+class PipelineRequest(Protocol):
+    """How a pipeline's config turns a PZ Server request into the checked params of its DAG run."""
+
+    def __call__(self, param: dict[str, Any], *, inputs: list[dict[str, Any]], release: dict[str, Any] | None,
+                 output_dir: str, output_format: str | None = None,
+                 flag_translation_file: str | None = None) -> dict[str, Any]:
+        """The DAG params of a request: LIneA's ``param`` fields (the pipeline's defaults filled in), the input
+        catalogs (``path``, ``survey``: the product's name, ``columns``: its column roles), the release (``name``,
+        ``object_catalog``, ``object_column_map``), the output and a flag translation file sent with it; raise
+        ``ValueError`` naming the field."""
 
 
 class DagRuns(Protocol):
@@ -85,11 +91,14 @@ class ProcessRuns:
         Airflow.
     work_root : Path
         Folder of the runs' inputs and outputs (``<state_dir>/processes``), shared with the Airflow workers.
+    requests : mapping of str to PipelineRequest
+        How each pipeline (by name) checks its requests.
     """
 
     files: ProductFiles
     dag_runs: DagRuns
     work_root: Path
+    requests: Mapping[str, PipelineRequest]
 
     def request(
         self,
@@ -126,8 +135,6 @@ class ProcessRuns:
         if unknown:
             known = ", ".join(sorted(_PROCESS_OPTIONS))
             raise InvalidInput(f"used_config: unknown option {unknown[0]!r} (known: {known})")
-        if flags_file is not None and chosen.name != "combine_redshift_dedup":
-            raise InvalidInput(f"pipeline {chosen.name} takes no {FLAGS_FILE_FIELD}")
         chosen_release = _release(registry, user, release) if release not in (None, "") else None
         with tempfile.TemporaryDirectory(prefix="pz-request-") as received:
             flags_path = None
@@ -197,9 +204,7 @@ class ProcessRuns:
 
     def _conf(self, user: User, chosen: Pipeline, config: dict, inputs: list[int | str], release: Release | None,
               work_dir: Path, flags_path: Path | None, stage: bool = False) -> dict[str, Any]:
-        """The DAG conf of a request, checked by the pipeline's config class; inputs copied locally if ``stage``."""
-        from pzlib.crossmatch.config import CrcConfig, TsmConfig
-
+        """The DAG conf of a request, made and checked by the pipeline's config; inputs copied locally if ``stage``."""
         if not inputs:
             raise InvalidInput(f"pipeline {chosen.name} needs at least one input product")
         tables = [self._input(user, chosen, reference) for reference in inputs]
@@ -208,24 +213,19 @@ class ProcessRuns:
         param = config.get("param") or {}
         if not isinstance(param, dict):
             raise InvalidInput(f"used_config['param'] must be a JSON object, got {type(param).__name__}")
-        output = {"output_dir": str(work_dir / "output"), "output_format": config.get("output_format", "parquet")}
-        if chosen.name == "training_set_maker":
-            if len(tables) != 1:
-                raise InvalidInput(f"pipeline {chosen.name} reads one spec-z catalog, got {len(tables)} inputs")
-            conf = {**_tsm_params(param, release), "specz_catalog": paths[0], "specz_columns": tables[0][2],
-                    **output}
-            check = TsmConfig.from_params
-        else:
-            conf = {**_crc_params(param, flags_path), **output,
-                    "release": release.name if release else None,
-                    "inputs": [{"path": path, "survey": product.display_name, "columns": roles}
-                               for (product, _, roles), path in zip(tables, paths, strict=True)]}
-            check = CrcConfig.from_params
         try:
-            check(conf)
+            return self.requests[chosen.name](
+                chosen.with_defaults(param),
+                inputs=[{"path": path, "survey": product.display_name, "columns": roles}
+                        for (product, _, roles), path in zip(tables, paths, strict=True)],
+                release=None if release is None else {"name": release.name, "object_catalog": release.object_catalog,
+                                                      "object_column_map": release.object_column_map},
+                output_dir=str(work_dir / "output"),
+                output_format=config.get("output_format"),
+                flag_translation_file=str(flags_path) if flags_path else None,
+            )
         except ValueError as error:
             raise InvalidInput(f"pipeline {chosen.name}: {_named_input(str(error), tables)}") from None
-        return conf
 
     def _input(self, user: User, chosen: Pipeline, reference: int | str) -> tuple[Product, ProductFile, dict]:
         """An input product, its main file and its column roles, checked for the pipeline."""
@@ -283,67 +283,6 @@ def _release(registry, user: User, reference: int | str) -> Release:
         return registry.get_release(user, reference)
     except NotFound:
         raise InvalidInput(f"release {reference!r} does not exist or is not visible to you") from None
-
-
-def _tsm_params(param: dict, release: Release | None) -> dict[str, Any]:
-    """TsmConfig params from LIneA's Training Set Maker parameters and the release's object catalog."""
-    _check_known(param, _TSM_PARAMS)
-    if release is None:
-        raise InvalidInput("release: the Training Set Maker cross-matches with a release's objects; give a release")
-    if not release.object_catalog:
-        raise InvalidInput(f"release {release.name!r} has no object catalog registered; an admin registers it "
-                           "with `pz release set --object-catalog`")
-    crossmatch = _section(param, "crossmatch", {"radius_arcsec", "n_neighbors"})
-    split = _section(param, "split", {"method", "train_fraction", "seed"})
-    if split.get("method", "random") != "random":
-        raise InvalidInput(f"param.split.method: only 'random' is supported, got {split['method']!r}")
-    flux_type = param.get("flux_type", "auto")
-    column_map = release.object_column_map if flux_type in ("auto", None) else _FLUX_TYPES.get(flux_type, flux_type)
-    dereddening = param.get("dereddening", "sfd")
-    return {
-        "object_catalog": release.object_catalog,
-        "release": release.name,
-        "column_map": column_map,
-        "convert_flux_to_mag": param.get("convert_flux_to_mag", True),
-        "dereddening": None if dereddening in (None, "", "none") else dereddening,
-        "radius_arcsec": crossmatch.get("radius_arcsec", 1.0),
-        "n_neighbors": crossmatch.get("n_neighbors", 1),
-        "duplicate_criteria": param.get("duplicate_criteria", "closest"),
-        "train_fraction": split.get("train_fraction", 0.7),
-        "split_seed": split.get("seed", 0),
-        "selected_columns": param.get("selected_columns"),
-    }
-
-
-def _crc_params(param: dict, flags_path: Path | None) -> dict[str, Any]:
-    """CrcConfig params from LIneA's Combine Redshift Catalogs parameters."""
-    _check_known(param, _CRC_PARAMS)
-    crossmatch = _section(param, "crossmatch", {"radius_arcsec", "n_neighbors"})
-    if param.get(FLAGS_FILE_FIELD) and flags_path is None:
-        raise InvalidInput(f"param.{FLAGS_FILE_FIELD}: send the file itself in the multipart field "
-                           f"{FLAGS_FILE_FIELD!r}; the server cannot read {param[FLAGS_FILE_FIELD]!r}")
-    return {
-        "combine_type": param.get("combine_type", "concatenate_and_mark_duplicates"),
-        "radius_arcsec": crossmatch.get("radius_arcsec", 1.0),
-        "n_neighbors": crossmatch.get("n_neighbors", 16),
-        "flag_translation_file": str(flags_path) if flags_path else None,
-    }
-
-
-def _check_known(param: dict, known: set[str]) -> None:
-    unknown = sorted(set(param) - known)
-    if unknown:
-        raise InvalidInput(f"param.{unknown[0]}: unknown parameter (known: {', '.join(sorted(known))})")
-
-
-def _section(param: dict, name: str, known: set[str]) -> dict:
-    value = param.get(name) or {}
-    if not isinstance(value, dict):
-        raise InvalidInput(f"param.{name}: must be an object, got {value!r}")
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise InvalidInput(f"param.{name}.{unknown[0]}: unknown parameter (known: {', '.join(sorted(known))})")
-    return value
 
 
 def _named_input(message: str, tables: list[tuple[Product, ProductFile, dict]]) -> str:
@@ -484,10 +423,10 @@ def _set_output_status(registry, process: Process, status: ProductStatus) -> Non
 
 
 __all__ = [
-    "FLAGS_FILE_FIELD",
     "PROCESS_PARAM",
     "PROCESS_PARAM_SCHEMA",
     "DagRuns",
+    "PipelineRequest",
     "ProcessRuns",
     "mark_failed",
     "mark_running",
