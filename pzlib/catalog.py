@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import glob
 import hashlib
+import json
 import logging
 import os
 import re
@@ -513,6 +514,15 @@ def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
     finally:
         os.close(lock)
     return path
+
+
+def read_json_record(path: str | os.PathLike) -> dict | None:
+    """A small JSON record (a manifest, a sidecar), or None when it is missing or unreadable: what it records is
+    then redone."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
 
 
 def file_sha256(path: str | os.PathLike) -> str:

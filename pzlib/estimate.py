@@ -3,8 +3,10 @@
 RAIL is both the trainer and the estimator here: :func:`train` runs the estimator's RAIL informer and stores
 the model atomically; :class:`PartitionEstimator` builds the RAIL estimator stage once per process, with the
 model loaded once, and feeds it pyarrow record batches in memory (RAIL's own chunked file input is not used).
-:func:`estimate_partition` writes one photo-z table per partition under a temporary name, renames it when
-complete, and skips a partition whose output already exists and verifies.
+:func:`estimate_partition` checks each batch of its input before the estimator sees it (numeric, finite
+photometry: a bad partition fails with its file and column named), writes one photo-z table per partition under
+a temporary name, renames it when complete, and keeps an output that already exists only when it verifies by
+content: the SHA-256 recorded when it was written, or else the CRC of every page.
 
 Point estimates in the output, per estimator:
 
@@ -38,11 +40,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pzlib import pdf
-from pzlib.catalog import AtomicParquetWriter, CatalogError, check_writable, open_catalog
+from pzlib.catalog import (
+    AtomicParquetWriter,
+    CatalogError,
+    check_writable,
+    checksum_problem,
+    file_sha256,
+    open_catalog,
+    read_json_record,
+    verify_parquet_pages,
+    write_text_atomically,
+)
 from pzlib.config import load_settings
 from pzlib.preprocess import (
     NONDETECT_SENTINEL,
     PreprocessConfig,
+    check_partition_photometry,
     clean_batch,
     output_error_column,
     output_mag_column,
@@ -249,14 +262,6 @@ def _numpy_columns(table: pa.Table | pa.RecordBatch) -> dict[str, np.ndarray]:
     return {name: np.array(table.column(name).to_numpy(zero_copy_only=False)) for name in table.column_names}
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _unique_stage_name(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
@@ -268,7 +273,8 @@ def train(training_path: str | os.PathLike, model_path: str | os.PathLike, confi
 
     The training catalog goes through stage I cleaning first (same column map and sentinel as the data it
     will estimate), then ``check(table)`` if given (e.g. the training-set expectations). A model whose sidecar
-    records the same training file and config is reused.
+    records the same training file and config, and the SHA-256 of the model's bytes, is reused; one whose bytes
+    changed is trained again (and the log says so).
 
     Raises
     ------
@@ -284,12 +290,14 @@ def train(training_path: str | os.PathLike, model_path: str | os.PathLike, confi
         "estimate_config": config.model_fingerprint(),
         "preprocess_config": preprocess_config.fingerprint(),
     }
-    if model_path.exists() and sidecar.exists():
-        recorded = json.loads(sidecar.read_text())
-        if recorded.get("identity") == identity and recorded.get("sha256") == file_sha256(model_path):
+    recorded = read_json_record(sidecar) if model_path.exists() else None
+    if recorded is not None and recorded.get("identity") == identity:
+        if recorded.get("sha256") == file_sha256(model_path):
             log.info("reusing %s model %s (trained on %s with the same config)", config.estimator, model_path,
                      training_path)
             return model_path
+        log.warning("model %s failed its checksum (%s records another SHA-256); training it again", model_path,
+                    sidecar)
     check_writable(model_path)
     cleaning = PreprocessConfig(**{**asdict(preprocess_config), "filters": list(preprocess_config.filters),
                                    "keep_columns": [config.truth_column]})
@@ -312,8 +320,8 @@ def train(training_path: str | os.PathLike, model_path: str | os.PathLike, confi
             with open(staged_model, "wb") as handle:
                 pickle.dump(informer.model, handle)
         os.replace(staged_model, model_path)
-    sidecar.write_text(json.dumps({"identity": identity, "sha256": file_sha256(model_path),
-                                   "estimator": config.estimator, "rows": table.num_rows}, indent=1))
+    write_text_atomically(sidecar, json.dumps({"identity": identity, "sha256": file_sha256(model_path),
+                                               "estimator": config.estimator, "rows": table.num_rows}, indent=1))
     return model_path
 
 
@@ -427,21 +435,37 @@ def _read_provenance(path: Path) -> dict | None:
     return json.loads(raw) if raw else None
 
 
-def output_is_complete(output_path: Path, provenance: dict) -> bool:
-    """True when ``output_path`` is a readable photo-z table made from the same input and model."""
+def output_problem(output_path: Path, provenance: dict, checksum_path: str | os.PathLike | None = None) -> str | None:
+    """Why ``output_path`` cannot be kept as the photo-z table of ``provenance`` (its input and model), or None
+    when it can: it exists, its bytes verify — against the SHA-256 recorded in ``checksum_path`` when given,
+    else by the CRC of every page — and it records the same provenance and holds every input row."""
     if not output_path.exists():
-        return False
-    recorded = _read_provenance(output_path)
-    if recorded is None or recorded != provenance:
-        return False
-    return pq.read_metadata(output_path).num_rows == provenance["input_rows"]
+        return "does not exist"
+    if not output_path.is_file():
+        return "is not a file"
+    if checksum_path is not None:
+        problem = checksum_problem(output_path, checksum_path)
+        if problem is not None:
+            return problem
+    else:
+        try:
+            verify_parquet_pages(output_path)
+        except CatalogError as error:
+            return f"failed its page checksums ({error})"
+    if _read_provenance(output_path) != provenance:
+        return "was made from another input, model or configuration"
+    rows = pq.read_metadata(output_path).num_rows
+    if rows != provenance["input_rows"]:
+        return f"holds {rows} rows, its input {provenance['input_rows']}"
+    return None
 
 
 def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.PathLike,
                        estimator: PartitionEstimator, progress=None,
                        cleaning: PreprocessConfig | None = None,
-                       check: Callable[[pa.Table, Path], None] | None = None) -> Path:
-    """Estimate one catalog into a photo-z Parquet table, streaming, atomically; skip it if already done.
+                       check: Callable[[pa.Table, Path], None] | None = None,
+                       checksum_path: str | os.PathLike | None = None) -> Path:
+    """Estimate one catalog into a photo-z Parquet table, streaming, atomically; keep it if already done.
 
     Parameters
     ----------
@@ -459,11 +483,15 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
         ``check(table, output_path)`` validates the finished table — every row written, kept in memory so
         that checking costs no read-back — before the file gets its final name; whatever it raises fails the
         partition and leaves nothing under ``output_path``.
+    checksum_path : path-like, optional
+        Where the SHA-256 of the output is recorded (``sha256sum``'s format). An existing output is kept only
+        when it matches that record; without one, only when every page matches its CRC.
 
     Raises
     ------
     CatalogError
-        Unreadable input, a missing or non-numeric column, an unwritable output.
+        Unreadable input, a missing, non-numeric or non-finite photometry column (a stage I partition holds
+        the non-detection sentinel, never NaN), an unwritable output (a full disk included).
     """
     partition_path, output_path = Path(partition_path), Path(output_path)
     reader = open_catalog(partition_path)
@@ -473,11 +501,18 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
         columns = cleaning.input_columns(reader.column_names)
     reader.require_columns(columns)
     provenance = estimator.provenance(partition_path.resolve(), reader.num_rows)
-    if output_is_complete(output_path, provenance):
-        log.info("kept verified output %s (%d rows, same input and model)", output_path, reader.num_rows)
+    problem = output_problem(output_path, provenance, checksum_path)
+    if problem is None:
+        log.info("kept verified output %s (%d rows, same input and model, same bytes as written)", output_path,
+                 reader.num_rows)
         if progress:
             progress(reader.num_rows)
         return output_path
+    if output_path.exists():
+        log.warning("output %s %s; recomputing", output_path, problem)
+    if cleaning is None:  # a stage I partition: held to what stage I writes before the estimator sees a row
+        check_partition_photometry(reader.iter_batches(estimator.config.input_columns()),
+                                   estimator.config.input_columns(), str(partition_path))
     check_writable(output_path)
     writer = None
     try:
@@ -489,7 +524,8 @@ def estimate_partition(partition_path: str | os.PathLike, output_path: str | os.
                 metadata = {**pdf.qp_metadata(estimator.grid, estimator.config.pdf_storage),
                             PROVENANCE_KEY: json.dumps(provenance).encode()}
                 writer = AtomicParquetWriter(output_path, photoz.schema.with_metadata(metadata),
-                                             dictionary_columns=PHOTOZ_DICTIONARY_COLUMNS, keep_rows=check is not None)
+                                             dictionary_columns=PHOTOZ_DICTIONARY_COLUMNS, keep_rows=check is not None,
+                                             checksum_path=checksum_path)
             writer.write(photoz.replace_schema_metadata(writer.schema.metadata))
             if progress:
                 progress(batch.num_rows)

@@ -1,11 +1,17 @@
 """A release run, stage by stage: the functions the ``pz`` command and the ``pz_compute`` DAG call.
 
 A run is fully described by a :class:`RunSpec` (JSON-serializable params); the same params reproduce the same
-outputs, and every stage skips what already exists and verifies. Layout of a run folder::
+outputs, and every stage skips what already exists and verifies by content: a file is kept only when its bytes
+still have the SHA-256 recorded when it was written; any other is made again, and the log says why. Layout of a
+run folder::
 
     OUTPUT/stage1/part-NNNNN.parquet           cleaned, column-mapped partitions (stage I)
-    OUTPUT/models/ESTIMATOR.pkl                 trained RAIL models (stage II)
+    OUTPUT/stage1/_stage1.json                 their input, config, rows and SHA-256s (stage I)
+    OUTPUT/models/ESTIMATOR.pkl[.json]          trained RAIL models, with what they were trained on and their
+                                                SHA-256 (stage II)
     OUTPUT/ESTIMATOR/partitions/part-NNNNN.parquet   photo-z per partition (stage III)
+    OUTPUT/ESTIMATOR/checksums/part-NNNNN.parquet.sha256   the SHA-256 of each, recorded as it was written
+                                                (``sha256sum -c`` reads it from the partitions folder)
     OUTPUT/ESTIMATOR/photoz/                   the assembled photo-z catalog: HATS when the input has sky
                                                 positions, a Parquet dataset otherwise (stage IV)
     OUTPUT/ESTIMATOR/metrics.json               summary: catalog, rows, metrics against the true redshifts
@@ -39,7 +45,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pzlib import pdf
-from pzlib.catalog import CatalogError, check_writable, open_catalog, write_hats
+from pzlib.catalog import CatalogError, check_writable, checksum_problem, open_catalog, write_hats
 from pzlib.config import load_settings
 from pzlib.estimate import EstimateConfig, PartitionEstimator, train
 from pzlib.estimate import estimate_partition as _estimate_partition
@@ -205,6 +211,11 @@ class RunSpec:
     def partition_output(self, estimator: str, partition_path: str | os.PathLike) -> Path:
         return self.output_path / estimator / "partitions" / Path(partition_path).name
 
+    def partition_checksum(self, estimator: str, partition_path: str | os.PathLike) -> Path:
+        """Where the SHA-256 of the partition's photo-z table is recorded: outside the partitions folder, which
+        stays a plain Parquet dataset."""
+        return self.output_path / estimator / "checksums" / f"{Path(partition_path).name}.sha256"
+
     def catalog_path(self, estimator: str) -> Path:
         return self.output_path / estimator / "photoz"
 
@@ -254,17 +265,26 @@ def _estimator_for(spec: RunSpec, estimator: str, model_path: str) -> PartitionE
 
 def estimate_partition(spec: RunSpec, estimator: str, model_path: str, partition_path: str,
                        progress: Callable[[int], None] | None = None) -> str:
-    """Stage III for one partition; its output is checked by the ``photoz_table`` expectations (row count
-    preserved) before it is kept, and an output that exists and verifies is skipped. Returns the output path."""
+    """Stage III for one partition. Its input is checked as ``pz`` checks a catalog (columns, numeric and
+    finite photometry) before the estimator sees a row; its output by the ``photoz_table`` expectations (row
+    count preserved) before it is kept, and its SHA-256 recorded; an output that exists and still has those
+    bytes is kept. Returns the output path.
+
+    Raises
+    ------
+    CatalogError
+        Naming the partition file (or the output file: a full disk), the column and the problem.
+    """
     output = spec.partition_output(estimator, partition_path)
     output.parent.mkdir(parents=True, exist_ok=True)
-    expected_rows = pq.read_metadata(partition_path).num_rows
+    expected_rows = open_catalog(partition_path).num_rows
 
     def check(table: pa.Table, final: Path) -> None:
         check_table(table, "photoz_table", {"expected_rows": expected_rows}, source=str(final))
 
     estimator_for_model = _estimator_for(spec, estimator, model_path)
-    return str(_estimate_partition(partition_path, output, estimator_for_model, progress, check=check))
+    return str(_estimate_partition(partition_path, output, estimator_for_model, progress, check=check,
+                                   checksum_path=spec.partition_checksum(estimator, partition_path)))
 
 
 def _estimate_in_worker(params: dict, estimator: str, model_path: str, partition_path: str) -> str:
@@ -294,12 +314,22 @@ def estimate_all(spec: RunSpec, estimator: str, model_path: str, partitions: lis
 
 
 def assemble(spec: RunSpec, estimator: str, outputs: list[str]) -> dict:
-    """Stage IV: the photo-z catalog of all partitions, and its metrics against the true redshifts.
+    """Stage IV: the photo-z catalog of all partitions, and its metrics against the true redshifts. Every
+    partition output must still have the bytes stage III recorded, before anything reads it.
 
     Returns ``{"catalog": path, "format": "hats"|"parquet", "n_rows": int, "metrics": {...} | None}``.
+
+    Raises
+    ------
+    CatalogError
+        A partition output that fails its checksum (stage III, run again, recomputes it).
     """
     catalog_path = spec.catalog_path(estimator)
     check_writable(catalog_path)
+    for output in outputs:
+        problem = checksum_problem(output, spec.partition_checksum(estimator, output))
+        if problem is not None:
+            raise CatalogError(output, f"{problem}; run stage III again, which recomputes it")
     schema = pq.read_schema(outputs[0])
     n_rows = sum(pq.read_metadata(path).num_rows for path in outputs)
     if "ra" in schema.names and "dec" in schema.names:
@@ -311,7 +341,13 @@ def assemble(spec: RunSpec, estimator: str, outputs: list[str]) -> dict:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         for path in outputs:
-            _link_or_copy(Path(path), staging / Path(path).name)
+            # Copies, not hard links: a link shares the inode, so a partition output changed in place later (a
+            # bit flipped on disk, a `cp` over it, any in-place editor) would change the published catalog with
+            # it, unverified. Our own writers never write in place (a rewrite is a new inode, renamed), but the
+            # catalog must not depend on that. Nor reflinks: they share the blocks that storage damage hits.
+            # Only position-less inputs come this way (HATS catalogs are written anew), and the outputs were
+            # just verified, so a plain copy costs one read and one write of what stage III made.
+            shutil.copyfile(path, staging / Path(path).name)
         shutil.rmtree(catalog_path, ignore_errors=True)
         os.replace(staging, catalog_path)
         catalog_format = "parquet"
@@ -364,13 +400,6 @@ def _validation_report(spec: RunSpec, estimator: str, outputs: list[str]) -> str
     report_dir = spec.report_path(estimator)
     build_report(photoz, truth, report_dir, config)
     return str(report_dir)
-
-
-def _link_or_copy(source: Path, target: Path) -> None:
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
 
 
 def _truth_metrics(spec: RunSpec, outputs: list[str]) -> dict | None:

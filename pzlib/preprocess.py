@@ -5,7 +5,12 @@ Each record batch is column-mapped to RAIL's names (``mag_{band}_lsst`` / ``mag_
 ±inf, NaN and non-detections become RAIL's non-detection sentinel (the estimators then substitute RAIL's
 magnitude limits, exactly as stock RAIL does), magnitudes are optionally dereddened with the SFD
 coefficients and rounded, row filters are applied, and the rows are split into partitions of N rows, each
-written atomically. A finished stage leaves a manifest; a rerun with the same input and config skips.
+written atomically. A finished stage leaves a manifest recording each partition's rows and SHA-256; a rerun
+with the same input and config keeps the partitions when every one still has those bytes, and redoes the stage
+otherwise.
+
+The checks ``pz`` makes of a catalog's photometry serve stage III too: :func:`check_partition_photometry` holds
+a stage I partition to what stage I writes (numeric, finite values) before an estimator sees it.
 """
 
 from __future__ import annotations
@@ -17,16 +22,25 @@ import math
 import operator
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from pzlib.catalog import AtomicParquetWriter, CatalogError, ColumnMap, check_writable, column_map, open_catalog
+from pzlib.catalog import (
+    AtomicParquetWriter,
+    CatalogError,
+    ColumnMap,
+    check_writable,
+    column_map,
+    file_sha256,
+    open_catalog,
+    read_json_record,
+    write_text_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +203,29 @@ def clean_batch(batch: pa.RecordBatch | pa.Table, config: PreprocessConfig, sour
     return table.drop_columns([name for name in dict.fromkeys(drop) if name in table.column_names])
 
 
+def check_partition_photometry(batches: Iterable[pa.RecordBatch], columns: list[str], source: str) -> None:
+    """Hold a stage I partition, read as ``batches``, to what stage I writes before an estimator reads it: each of
+    ``columns`` numeric, as ``pz`` requires of any input, and finite (stage I writes the non-detection sentinel,
+    never NaN or ±inf, so a non-finite value means the partition was not made by stage I or was damaged since).
+
+    Raises
+    ------
+    CatalogError
+        Naming ``source``, the column and what is wrong with it.
+    """
+    rows = 0
+    not_finite = dict.fromkeys(columns, 0)
+    for batch in batches:
+        rows += batch.num_rows
+        for name in columns:
+            not_finite[name] += int(np.count_nonzero(~np.isfinite(_numeric(batch, name, source))))
+    for name, count in not_finite.items():
+        if count:
+            share = f"all {rows}" if count == rows else f"{count} of {rows}"
+            raise CatalogError(source, f"{share} values are NaN or infinite; a stage I partition holds the "
+                               "non-detection sentinel instead (make it with `pz preprocess`)", name)
+
+
 def _numeric(batch: pa.RecordBatch | pa.Table, name: str, source: str) -> np.ndarray:
     column = batch.column(name)
     if not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)):
@@ -226,16 +263,24 @@ def _input_identity(path: Path) -> dict:
 
 def completed_partitions(output_dir: str | os.PathLike, input_path: str | os.PathLike,
                          config: PreprocessConfig) -> list[Path] | None:
-    """The partitions of a finished stage I for this input and config, or None if it must (re)run."""
+    """The partitions of a finished stage I for this input and config, or None if it must (re)run: each one
+    must still have the bytes whose SHA-256 the manifest recorded (a damaged one is logged)."""
     manifest_path = Path(output_dir) / MANIFEST_NAME
-    if not manifest_path.exists():
+    manifest = read_json_record(manifest_path)
+    if manifest is None:
         return None
-    manifest = json.loads(manifest_path.read_text())
     if manifest.get("input") != _input_identity(Path(input_path)) or manifest.get("config") != config.fingerprint():
         return None
+    if "sha256" not in manifest:
+        log.warning("%s records no checksums (an older stage I): recomputing stage I", manifest_path)
+        return None
     partitions = [Path(output_dir) / name for name in manifest["partitions"]]
-    for path, rows in zip(partitions, manifest["rows"], strict=True):
-        if not path.exists() or pq.read_metadata(path).num_rows != rows:
+    for path, sha256 in zip(partitions, manifest["sha256"], strict=True):
+        if not path.exists():
+            return None
+        if file_sha256(path) != sha256:
+            log.warning("stage I partition %s failed its checksum (%s records another SHA-256); recomputing stage I",
+                        path, manifest_path)
             return None
     return partitions
 
@@ -280,6 +325,7 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
     check_writable(output_dir / MANIFEST_NAME)
     partitions: list[Path] = []
     rows: list[int] = []
+    checksums: list[str] = []
     writer: AtomicParquetWriter | None = None
     batch_rows = min(config.partition_rows, 100_000)
     try:
@@ -297,6 +343,7 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
                     _commit(writer, check)
                     partitions.append(writer.path)
                     rows.append(writer.num_rows)
+                    checksums.append(writer.sha256)
                     writer = None
             if progress:
                 progress(batch.num_rows)
@@ -304,6 +351,7 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
             _commit(writer, check)
             partitions.append(writer.path)
             rows.append(writer.num_rows)
+            checksums.append(writer.sha256)
             writer = None
     except BaseException:
         if writer is not None:
@@ -314,8 +362,6 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
     for stale in set(output_dir.glob("part-*.parquet")) - set(partitions):
         stale.unlink()
     manifest = {"input": _input_identity(input_path), "config": config.fingerprint(),
-                "partitions": [p.name for p in partitions], "rows": rows}
-    temporary_manifest = output_dir / f".{MANIFEST_NAME}.tmp"
-    temporary_manifest.write_text(json.dumps(manifest, indent=1))
-    os.replace(temporary_manifest, output_dir / MANIFEST_NAME)
+                "partitions": [p.name for p in partitions], "rows": rows, "sha256": checksums}
+    write_text_atomically(output_dir / MANIFEST_NAME, json.dumps(manifest, indent=1))
     return partitions

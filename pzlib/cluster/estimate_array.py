@@ -267,9 +267,10 @@ class EstimateArray:
                     + (f"; missing: {', '.join(Path(path).name for path in missing)}" if missing else ""))
 
     def _verified(self, partition_path: str) -> bool:
-        """Whether the partition's output exists and was made from this partition and model."""
+        """Whether the partition's output exists, was made from this partition and model, and has the bytes whose
+        SHA-256 its worker recorded."""
         from pzlib.catalog import open_catalog
-        from pzlib.estimate import PartitionEstimator, output_is_complete
+        from pzlib.estimate import PartitionEstimator, output_problem
 
         output = self.spec.partition_output(self.estimator, partition_path)
         if not output.exists():
@@ -280,7 +281,8 @@ class EstimateArray:
             rows = open_catalog(partition_path).num_rows
         except Exception:  # an unreadable partition has no valid output; its worker reports why
             return False
-        return output_is_complete(output, self._partition_estimator.provenance(Path(partition_path), rows))
+        provenance = self._partition_estimator.provenance(Path(partition_path), rows)
+        return output_problem(output, provenance, self.spec.partition_checksum(self.estimator, partition_path)) is None
 
     # --- failure report -----------------------------------------------------------------------------------
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from fixtures.damage import flip_bit_in_data_page
 
 from pzlib import pdf
 from pzlib.bench.compare import run_stock
@@ -106,3 +109,58 @@ def test_any_installed_rail_estimator_by_name(dc2_paths, dc2_300, tmp_path):
 def test_missing_model_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no trained model"):
         PartitionEstimator(tmp_path / "absent.pkl", EstimateConfig("bpz"))
+
+
+@pytest.mark.parametrize("recorded", [True, False], ids=["sha256 record", "page checksums"])
+def test_a_flipped_bit_in_a_finished_output_is_found_and_the_output_recomputed(recorded, dc2_run, dc2_300, tmp_path,
+                                                                              caplog):
+    spec, _ = dc2_run
+    estimator = PartitionEstimator(spec.model_path("bpz"), EstimateConfig("bpz"))
+    record = tmp_path / "checksums" / "out.parquet.sha256" if recorded else None
+    output = estimate_partition(dc2_300, tmp_path / "out.parquet", estimator, cleaning=PreprocessConfig(),
+                                checksum_path=record)
+    undamaged = output.read_bytes()
+    flip_bit_in_data_page(output, "zmean")
+    assert pq.read_metadata(output).num_rows == 300  # footer, rows and provenance as before
+
+    with caplog.at_level(logging.INFO, logger="pzlib.estimate"):
+        estimate_partition(dc2_300, output, estimator, cleaning=PreprocessConfig(), checksum_path=record)
+
+    detected = "failed its checksum" if recorded else "failed its page checksums"
+    assert f"output {output} {detected}" in caplog.text and "; recomputing" in caplog.text
+    assert "kept verified output" not in caplog.text
+    assert output.read_bytes() == undamaged
+
+
+def test_an_output_without_its_recorded_checksum_is_recomputed(dc2_run, dc2_300, tmp_path, caplog):
+    spec, _ = dc2_run
+    estimator = PartitionEstimator(spec.model_path("bpz"), EstimateConfig("bpz"))
+    record = tmp_path / "checksums" / "out.parquet.sha256"
+    output = estimate_partition(dc2_300, tmp_path / "out.parquet", estimator, cleaning=PreprocessConfig(),
+                                checksum_path=record)
+    written = record.read_text()
+    assert written.endswith("  out.parquet\n")
+    record.unlink()  # e.g. a writer killed between its rename and the record, in an older version
+
+    with caplog.at_level(logging.INFO, logger="pzlib.estimate"):
+        estimate_partition(dc2_300, output, estimator, cleaning=PreprocessConfig(), checksum_path=record)
+
+    assert f"output {output} has no recorded checksum" in caplog.text
+    assert record.read_text() == written
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pzlib.estimate"):
+        estimate_partition(dc2_300, output, estimator, cleaning=PreprocessConfig(), checksum_path=record)
+    assert f"kept verified output {output}" in caplog.text
+
+
+def test_a_model_whose_bytes_changed_is_trained_again(dc2_paths, tmp_path, caplog):
+    config = EstimateConfig("TrainZ")
+    model = train(dc2_paths[0], tmp_path / "trainz.pkl", config)
+    trained = model.read_bytes()
+    model.write_bytes(trained[:-1] + bytes([trained[-1] ^ 0x01]))
+
+    with caplog.at_level(logging.INFO, logger="pzlib.estimate"):
+        train(dc2_paths[0], model, config)
+
+    assert f"model {model} failed its checksum" in caplog.text and "training it again" in caplog.text
+    assert model.read_bytes() == trained

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fixtures.damage import flip_bit_in_data_page, truncate
 from fixtures.reports import PNG_SIGNATURE
 
 from pzlib import pdf, pipeline
+from pzlib.catalog import CatalogError, open_catalog, write_parquet
 from pzlib.registry import AlreadyExists, ProductFilter, ProductStatus
 from pzlib.registry.registration import ProductFiles
 from pzlib.registry.reports import PLOT_CAPTIONS, read_report, report_plot
@@ -67,17 +75,24 @@ def test_rerun_recomputes_nothing(dc2_run):
     assert again["fzboost"]["metrics"] == results["fzboost"]["metrics"]
 
 
-def test_input_with_positions_becomes_a_hats_catalog(dc2_run, dc2_300, tmp_path):
+@pytest.fixture
+def small_run(dc2_run, dc2_300, tmp_path) -> pipeline.RunSpec:
+    """A BPZ run of the 300-galaxy sample in three partitions, with the session's trained model (same training
+    file and config, so stage II reuses it)."""
+    spec, _ = dc2_run
+    run = pipeline.RunSpec(release="small", input=str(dc2_300), train=spec.train, output=str(tmp_path / "run"),
+                           estimators=["bpz"], partition_rows=100)
+    (run.output_path / "models").mkdir(parents=True)
+    for suffix in ("", ".json"):
+        (run.output_path / "models" / f"bpz.pkl{suffix}").write_bytes(
+            (spec.output_path / "models" / f"bpz.pkl{suffix}").read_bytes())
+    return run
+
+
+def test_input_with_positions_becomes_a_hats_catalog(small_run):
     import hats
 
-    spec, _ = dc2_run
-    run = pipeline.RunSpec(release="small", input=str(dc2_300), train=spec.train, output=str(tmp_path),
-                           estimators=["bpz"], partition_rows=100)
-    (tmp_path / "models").mkdir()
-    for suffix in ("", ".json"):  # reuse the session's trained model (same training file and config)
-        (tmp_path / "models" / f"bpz.pkl{suffix}").write_bytes(
-            (spec.output_path / "models" / f"bpz.pkl{suffix}").read_bytes())
-    result = pipeline.run(run, workers=2)["bpz"]
+    result = pipeline.run(small_run, workers=2)["bpz"]
     assert result["format"] == "hats" and result["n_rows"] == 300
     catalog = hats.read_hats(result["catalog"])
     main = catalog.main_catalog if hasattr(catalog, "main_catalog") else catalog
@@ -176,3 +191,140 @@ def test_the_dc2_report_sigma_nmad_agrees_with_rails_evaluator(dc2_run, tmp_path
     rail_sigma_nmad = float(rail["summary"].data["point_stats_sigma_mad"][0])
     assert ours["sigma_nmad"] == pytest.approx(rail_sigma_nmad, rel=0.01)
     assert ours["sigma_nmad"] == pytest.approx(results["fzboost"]["metrics"]["sigma_nmad"], rel=1e-6)
+
+
+def _catalog_rows(catalog: str) -> pa.Table:
+    """An assembled catalog's rows in id order, without HATS's own partitioning columns."""
+    table = open_catalog(catalog).read()
+    return table.drop_columns([c for c in ("Norder", "Dir", "Npix") if c in table.column_names]).sort_by("id")
+
+
+def test_a_flipped_bit_in_a_finished_partition_is_found_recomputed_and_the_catalog_is_right(small_run, caplog):
+    first = pipeline.run(small_run, workers=1)["bpz"]
+    undisturbed = _catalog_rows(first["catalog"])
+    outputs = sorted((small_run.output_path / "bpz" / "partitions").glob("part-*.parquet"))
+    written = [path.read_bytes() for path in outputs]
+    flip_bit_in_data_page(outputs[1], "zmode")
+
+    with caplog.at_level(logging.INFO, logger="pzlib"):
+        again = pipeline.run(small_run, workers=1)["bpz"]
+
+    assert f"output {outputs[1]} failed its checksum" in caplog.text and "; recomputing" in caplog.text
+    assert caplog.text.count("kept verified output") == 2
+    assert [path.read_bytes() for path in outputs] == written
+    assert _catalog_rows(again["catalog"]).equals(undisturbed)
+    assert again["metrics"] == first["metrics"]
+
+
+def test_pz_run_on_the_same_work_folder_recomputes_a_damaged_partition(small_run, tmp_path):
+    def pz_run(output: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "pzlib.cli", "run", "--train", small_run.train, "--input",
+                               small_run.input, "--estimator", "bpz", "--partition-rows", "100", "--workers", "1",
+                               "--output", str(output), "--workdir", small_run.output], capture_output=True,
+                              text=True, timeout=600)
+
+    first = pz_run(tmp_path / "first.parquet")
+    assert first.returncode == 0, first.stderr
+    damaged = small_run.output_path / "bpz" / "partitions" / "part-00002.parquet"
+    flip_bit_in_data_page(damaged, "pdf")
+
+    second = pz_run(tmp_path / "second.parquet")
+
+    assert second.returncode == 0, second.stderr
+    assert f"output {damaged} failed its checksum" in second.stderr and "; recomputing" in second.stderr
+    assert pq.read_table(tmp_path / "second.parquet").equals(pq.read_table(tmp_path / "first.parquet"))
+
+
+def test_the_assembled_catalog_shares_no_storage_and_stage_four_checks_its_inputs(small_run, tmp_path):
+    without_positions = write_parquet(pq.read_table(small_run.input).drop_columns(["ra", "dec"]),
+                                      tmp_path / "no_positions.parquet")
+    spec = dataclasses.replace(small_run, input=str(without_positions))
+    result = pipeline.run(spec, workers=1)["bpz"]
+    assert result["format"] == "parquet"
+    outputs = sorted((spec.output_path / "bpz" / "partitions").glob("part-*.parquet"))
+    copies = [Path(result["catalog"]) / path.name for path in outputs]
+    assert [copy.read_bytes() for copy in copies] == [path.read_bytes() for path in outputs]
+    assert all(not os.path.samefile(copy, path) for copy, path in zip(copies, outputs, strict=True))
+    published = copies[0].read_bytes()
+
+    flip_bit_in_data_page(outputs[0], "zmode")
+
+    assert copies[0].read_bytes() == published
+    with pytest.raises(CatalogError, match=f"{outputs[0]}: failed its checksum .*; run stage III again"):
+        pipeline.assemble(spec, "bpz", [str(path) for path in outputs])
+
+
+def _as_text(partition: Path, output: Path) -> str:
+    table = pq.read_table(partition)
+    write_parquet(table.set_column(table.schema.get_field_index("mag_r_lsst"), "mag_r_lsst",
+                                   table.column("mag_r_lsst").cast(pa.string())), partition)
+    return f"{partition}, column 'mag_r_lsst': expected a numeric column, found string"
+
+
+def _all_nan(partition: Path, output: Path) -> str:
+    table = pq.read_table(partition)
+    write_parquet(table.set_column(table.schema.get_field_index("mag_g_lsst"), "mag_g_lsst",
+                                   pa.array(np.full(table.num_rows, np.nan, dtype=np.float32))), partition)
+    return f"{partition}, column 'mag_g_lsst': all 100 values are NaN or infinite"
+
+
+def _truncated(partition: Path, output: Path) -> str:
+    truncate(partition)
+    return f"{partition}: not a readable parquet catalog"
+
+
+def _unwritable_output(partition: Path, output: Path) -> str:
+    (output / "in the way").mkdir(parents=True)  # a folder where the output file goes
+    return f"{output}: cannot write: Is a directory"
+
+
+@pytest.mark.parametrize("damage", [_as_text, _all_nan, _truncated, _unwritable_output],
+                         ids=["string magnitudes", "all-NaN band", "truncated file", "unwritable output"])
+def test_a_bad_partition_fails_alone_with_its_file_column_and_problem(damage, small_run):
+    partitions = [Path(path) for path in pipeline.acquire(small_run)]
+    bad = partitions[1]
+    message = damage(bad, small_run.partition_output("bpz", bad))
+    model = str(small_run.model_path("bpz"))
+
+    outcomes = {}
+    for partition in partitions:
+        try:
+            outcomes[partition.name] = pipeline.estimate_partition(small_run, "bpz", model, str(partition))
+        except CatalogError as error:  # before the estimator was called: no RAIL error, no output's name
+            outcomes[partition.name] = str(error)
+
+    assert outcomes[bad.name].startswith(message)
+    for partition in (partitions[0], partitions[2]):
+        assert outcomes[partition.name] == str(small_run.partition_output("bpz", partition))
+        assert pq.read_metadata(outcomes[partition.name]).num_rows == 100
+    assert not list((small_run.output_path / "bpz" / "partitions").glob(".*"))  # no temporary file left
+
+
+FULL_DISK_STAGE_THREE = """
+import json, resource, sys
+from pzlib import pipeline
+from pzlib.catalog import CatalogError
+spec, model, partitions = pipeline.RunSpec(**json.loads(sys.argv[1])), sys.argv[2], sys.argv[3:]
+soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+for index, partition in enumerate(partitions):
+    # While partition 1 is written, files stop growing at 1 kB, as on a full disk; then space is back.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1_000 if index == 1 else soft, hard))
+    try:
+        pipeline.estimate_partition(spec, "bpz", model, partition)
+    except CatalogError as error:
+        print(error)
+"""
+
+
+def test_a_full_disk_fails_the_partition_being_written_naming_its_file(small_run):
+    # A real full disk needs a filesystem mounted for it; a file size limit (RLIMIT_FSIZE) makes the kernel refuse
+    # the writes the same way (EFBIG where a full disk gives ENOSPC), in a process of its own.
+    partitions = pipeline.acquire(small_run)
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_STAGE_THREE, json.dumps(small_run.to_params()),
+                             str(small_run.model_path("bpz")), *partitions], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    full = small_run.partition_output("bpz", partitions[1])
+    assert result.stdout.strip() == f"{full}: cannot write: File too large"
+    assert sorted(path.name for path in full.parent.iterdir()) == [Path(partitions[0]).name, Path(partitions[2]).name]
+    assert not small_run.partition_checksum("bpz", partitions[1]).exists()

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fixtures.damage import flip_bit_in_data_page
 
 from pzlib.catalog import CatalogError, write_parquet
 from pzlib.preprocess import (
     SFD_EXTINCTION_COEFFICIENTS,
     PreprocessConfig,
+    check_partition_photometry,
     clean_batch,
     flux_to_mag,
     preprocess,
@@ -123,3 +126,43 @@ def test_missing_column_fails_before_writing(dc2_300, tmp_path):
 def test_filters_that_remove_every_row(dc2_300, tmp_path):
     with pytest.raises(CatalogError, match="no rows left"):
         preprocess(dc2_300, tmp_path / "s1", PreprocessConfig(filters=["mag_i_lsst < 5"]))
+
+
+def test_a_damaged_partition_is_found_by_its_checksum_and_stage_one_redone(dc2_300, tmp_path, caplog):
+    output = tmp_path / "stage1"
+    config = PreprocessConfig(partition_rows=128, keep_columns=["redshift"])
+    partitions = preprocess(dc2_300, output, config)
+    undamaged = [path.read_bytes() for path in partitions]
+    flip_bit_in_data_page(partitions[1], "mag_r_lsst")
+    assert pq.read_metadata(partitions[1]).num_rows == 128  # what the rerun used to check
+
+    with caplog.at_level(logging.WARNING, logger="pzlib.preprocess"):
+        assert preprocess(dc2_300, output, config) == partitions
+
+    assert f"stage I partition {partitions[1]} failed its checksum" in caplog.text
+    assert [path.read_bytes() for path in partitions] == undamaged
+
+
+def test_stage_three_input_checks_name_the_file_the_column_and_the_problem(dc2_300):
+    table = pq.read_table(dc2_300)
+    columns = ["mag_g_lsst", "mag_err_g_lsst"]
+
+    def check(changed: pa.Table, source: str) -> None:
+        check_partition_photometry(changed.to_batches(max_chunksize=128), columns, source)
+
+    check(table, "part-00000.parquet")
+    as_text = table.set_column(table.schema.get_field_index("mag_g_lsst"), "mag_g_lsst",
+                               table.column("mag_g_lsst").cast(pa.string()))
+    with pytest.raises(CatalogError, match="part-00001.parquet, column 'mag_g_lsst': expected a numeric column, "
+                                           "found string"):
+        check(as_text, "part-00001.parquet")
+    errors = table.column("mag_err_g_lsst").to_numpy().copy()
+    errors[[0, 150, 299]] = [np.nan, np.inf, -np.inf]  # in each of the three batches
+    some = table.set_column(table.schema.get_field_index("mag_err_g_lsst"), "mag_err_g_lsst", pa.array(errors))
+    with pytest.raises(CatalogError, match="part-00002.parquet, column 'mag_err_g_lsst': 3 of 300 values are NaN "
+                                           "or infinite; a stage I partition holds the non-detection sentinel"):
+        check(some, "part-00002.parquet")
+    all_nan = table.set_column(table.schema.get_field_index("mag_g_lsst"), "mag_g_lsst",
+                               pa.array(np.full(table.num_rows, np.nan, dtype=np.float32)))
+    with pytest.raises(CatalogError, match="part-00003.parquet, column 'mag_g_lsst': all 300 values are NaN"):
+        check(all_nan, "part-00003.parquet")
