@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pzlib.registry.errors import InvalidInput, NotFound
-from pzlib.registry.records import Process, User
+from pzlib.registry.records import Process, Product, User
 from pzlib.registry.registry import Registry
 from pzlib.registry.schema import ProductStatus
 
@@ -41,6 +41,14 @@ class Pipeline:
     """The Airflow DAG that carries a run out."""
     parameters: dict[str, Any] = field(default_factory=dict)
     """Default parameters, as LIneA's API shows them; a run's ``used_config["param"]`` overrides them."""
+
+    def check_accepts(self, product: Product) -> None:
+        """Raise ``InvalidInput`` unless the pipeline reads products of ``product``'s type."""
+        if product.product_type_name not in self.product_types_accepted:
+            raise InvalidInput(
+                f"input product {product.internal_name} is a {product.product_type_name}; pipeline {self.name} "
+                f"reads {', '.join(self.product_types_accepted)}"
+            )
 
     def with_defaults(self, param: dict[str, Any]) -> dict[str, Any]:
         """A run's parameters: ``param`` with the defaults of the parameters it leaves out."""
@@ -143,11 +151,7 @@ def start_process(
             product = registry.get_product(user, reference)
         except NotFound as error:
             raise InvalidInput(f"input product {reference!r} does not exist or is not visible to you") from error
-        if product.product_type_name not in chosen.product_types_accepted:
-            raise InvalidInput(
-                f"input product {product.internal_name} is a {product.product_type_name}; pipeline {chosen.name} "
-                f"reads {', '.join(chosen.product_types_accepted)}"
-            )
+        chosen.check_accepts(product)
     config = dict(used_config or {})
     param = config.get("param", {})
     if not isinstance(param, dict):

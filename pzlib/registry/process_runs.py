@@ -234,9 +234,7 @@ class ProcessRuns:
             product = registry.get_product(user, reference)
         except NotFound:
             raise InvalidInput(f"input product {reference!r} does not exist or is not visible to you") from None
-        if product.product_type_name not in chosen.product_types_accepted:
-            raise InvalidInput(f"input product {product.internal_name} is a {product.product_type_name}; "
-                               f"pipeline {chosen.name} reads {', '.join(chosen.product_types_accepted)}")
+        chosen.check_accepts(product)
         if product.status is not ProductStatus.PUBLISHED:
             raise InvalidInput(f"input product {product.internal_name} is {product.status.label}; "
                                "only Published products can be processed")

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 
 from pzlib.registry import checks, queries, schema, transactions
 from pzlib.registry.checks import UNSET, Unset
-from pzlib.registry.errors import AlreadyExists, InvalidInput, NotFound
+from pzlib.registry.errors import InvalidInput, NotFound
 from pzlib.registry.records import ColumnSpec, ProductContent, ProductFile, User
 from pzlib.registry.schema import FileRole
 
@@ -88,14 +88,7 @@ class ProductFileRegistry:
             raise InvalidInput(f"storage_key {storage_key!r} is empty; store the file first")
         with transactions.writing(self.engine, f"product {product!r}") as connection:
             current = queries.changeable_product(connection, user, product)
-            for existing in queries.files_of(connection, current.id):
-                if existing.name == name:
-                    raise AlreadyExists(f"product {current.internal_name} already has a file named {name!r}")
-                if file_role is FileRole.MAIN and existing.role is FileRole.MAIN:
-                    raise AlreadyExists(
-                        f"product {current.internal_name} already has a main file ({existing.name!r}); "
-                        "delete it first or add this one as auxiliary"
-                    )
+            queries.check_file_free(current, queries.files_of(connection, current.id), (name,), file_role)
             now = queries.now()
             file_id = connection.execute(
                 insert(_files)

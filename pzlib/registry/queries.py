@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import typing
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
@@ -32,7 +32,7 @@ from pzlib.registry.records import (
     Terms,
     User,
 )
-from pzlib.registry.schema import ProcessStatus, ProductStatus
+from pzlib.registry.schema import FileRole, ProcessStatus, ProductStatus
 
 RecordT = TypeVar("RecordT")
 
@@ -215,12 +215,17 @@ def visible_product(connection: Connection, user: User, reference: int | str, *,
 def changeable_product(connection: Connection, user: User, reference: int | str) -> Product:
     """The product, locked, when ``user`` may see and change it; else ``NotFound`` or ``PermissionDenied``."""
     found = visible_product(connection, user, reference, lock=True)
-    if not found.can_be_changed_by(user):
+    check_changeable(user, found)
+    return found
+
+
+def check_changeable(user: User, product: Product) -> None:
+    """Raise ``PermissionDenied`` unless ``user`` may change ``product`` (its owner or an admin)."""
+    if not product.can_be_changed_by(user):
         raise PermissionDenied(
-            f"product {found.internal_name} belongs to {found.owner_username}; "
+            f"product {product.internal_name} belongs to {product.owner_username}; "
             "only its owner or an admin may change it"
         )
-    return found
 
 
 def touch_product(connection: Connection, product_id: int) -> None:
@@ -349,6 +354,19 @@ def files_of(connection: Connection, product_id: int) -> tuple[ProductFile, ...]
         select(_files).where(_files.c.product_id == product_id).order_by(_files.c.role, _files.c.id)
     )
     return tuple(record_from_row(ProductFile, row) for row in rows)
+
+
+def check_file_free(product: Product, files: Iterable[ProductFile], names: Collection[str], role: FileRole) -> None:
+    """Raise ``AlreadyExists`` when one of the product's ``files`` has one of ``names``, or when a main file would
+    be its second."""
+    for existing in files:
+        if existing.name in names:
+            raise AlreadyExists(f"product {product.internal_name} already has a file named {existing.name!r}")
+        if role is FileRole.MAIN and existing.role is FileRole.MAIN:
+            raise AlreadyExists(
+                f"product {product.internal_name} already has a main file ({existing.name!r}); "
+                "delete it first or add this one as auxiliary"
+            )
 
 
 def changeable_file(connection: Connection, user: User, file_id: int) -> ProductFile:

@@ -44,9 +44,9 @@ import pyarrow as pa
 
 from pzlib.catalog import CatalogError, CatalogReader, open_catalog
 from pzlib.config import Settings
-from pzlib.registry import checks
+from pzlib.registry import checks, queries
 from pzlib.registry.archives import archive_prefix
-from pzlib.registry.errors import AlreadyExists, InvalidInput, PermissionDenied
+from pzlib.registry.errors import InvalidInput
 from pzlib.registry.file_safety import (
     MAX_ZIP_MEMBERS,
     FileTooLarge,
@@ -339,24 +339,13 @@ class ProductFiles:
 
     def _changeable_product(self, user: User, product: int | str) -> Product:
         target = self.registry.get_product(user, product)
-        if not target.can_be_changed_by(user):
-            raise PermissionDenied(
-                f"product {target.internal_name} belongs to {target.owner_username}; "
-                "only its owner or an admin may change it"
-            )
+        queries.check_changeable(user, target)
         return target
 
     def _check_free(self, user: User, target: Product, name: str, role: FileRole) -> None:
         # The registry checks again when recording; checking here refuses before any byte is stored.
         stored_name = _directory_name(name) if role is FileRole.MAIN and _is_zip(name) else name
-        for existing in self.registry.list_files(user, target.id):
-            if existing.name in (name, stored_name):
-                raise AlreadyExists(f"product {target.internal_name} already has a file named {existing.name!r}")
-            if role is FileRole.MAIN and existing.role is FileRole.MAIN:
-                raise AlreadyExists(
-                    f"product {target.internal_name} already has a main file ({existing.name!r}); "
-                    "delete it first or add this one as auxiliary"
-                )
+        queries.check_file_free(target, self.registry.list_files(user, target.id), {name, stored_name}, role)
 
     def _receive(self, content: BinaryIO, destination: Path) -> None:
         received = 0
