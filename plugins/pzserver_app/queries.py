@@ -55,6 +55,7 @@ _BOOLEAN_FILTERS = {
 _PAGINATION = ("page", "page_size")
 _WORD_SEPARATORS = re.compile(r"[,\s]+")
 _DIGITS = re.compile(r"[0-9]{1,18}")
+_ALL_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,7 @@ def product_query(params: QueryParams, max_terms: int) -> ProductQuery:
             elif name == "status":
                 values[field] = tuple(_integer(item, name) for item in items)
             elif name in ("product_type", "release", "user"):
-                values[field] = tuple(int(item) if _DIGITS.fullmatch(item) else item for item in items)
+                values[field] = tuple(_record_id(item, name) if _ALL_DIGITS.fullmatch(item) else item for item in items)
             else:
                 values[field] = tuple(items)
     for base in _TEXT_FILTERS:
@@ -233,10 +234,10 @@ def _integer(text: str, name: str) -> int:
 
 
 def _record_id(text: str, name: str) -> int:
-    value = _integer(text, name)
-    if value > MAX_ID:
-        raise InvalidInput(f"{name} {value} is out of range; ids are integers up to {MAX_ID}")
-    return value
+    digits = text.strip()
+    if _ALL_DIGITS.fullmatch(digits) and (len(digits) > len(str(MAX_ID)) or int(digits) > MAX_ID):
+        raise InvalidInput(f"{name} {shown(digits)} is out of range; ids are integers up to {MAX_ID}")
+    return _integer(digits, name)
 
 
 def _boolean(text: str, name: str) -> bool:

@@ -37,8 +37,9 @@ MAX_COUNT = 2**63 - 1
 MAX_ID = MAX_COUNT if all(
     isinstance(table.c.id.type, BigInteger) for table in metadata.tables.values() if "id" in table.c
 ) else 2**31 - 1
-"""Largest record id every database holds: the id columns are ``INTEGER``, 64-bit in SQLite but 32-bit in
-Postgres (63-bit once they are ``BIGINT``). A larger id is refused before a query would overflow."""
+"""Largest record id every database holds: the id columns are 64-bit (``schema.ID``: ``BIGINT`` on Postgres,
+``INTEGER`` on SQLite); were one of them 32-bit, the bound would follow it. A larger id is refused before a query
+would overflow."""
 
 MAX_FILE_NAME_BYTES = 200
 """Longest name of an uploaded file, in UTF-8 bytes: file systems allow 255 bytes per name, and storage writes a

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     DateTime,
@@ -137,11 +138,30 @@ def _rebuild_sqlite_table(connection: Connection, table: Table) -> None:
     connection.exec_driver_sql(f'DROP TABLE temp."{aside}"')
 
 
+def _make_ids_64_bit(connection: Connection) -> None:
+    """Make every id and every column referring to one ``BIGINT`` on Postgres, with the sequences giving the ids
+    (SQLite's ``INTEGER`` is already 64-bit)."""
+    if connection.dialect.name != "postgresql":
+        return
+    inspector = inspect(connection)
+    for table in schema.metadata.sorted_tables:
+        id_columns = [column for column in table.c if column.name == "id" or column.foreign_keys]
+        stored_types = {column["name"]: column["type"] for column in inspector.get_columns(table.name)}
+        for column in id_columns:
+            if not isinstance(stored_types[column.name], BigInteger):
+                connection.exec_driver_sql(f'ALTER TABLE "{table.name}" ALTER COLUMN "{column.name}" TYPE BIGINT')
+        if "id" in table.c:
+            sequence = connection.scalar(text("SELECT pg_get_serial_sequence(:table, 'id')"), {"table": table.name})
+            # Made by SERIAL as an integer sequence; AS BIGINT raises its maximum to the bigint one.
+            connection.exec_driver_sql(f"ALTER SEQUENCE {sequence} AS BIGINT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "registry tables and the seven product types", _create_tables_and_seed_product_types),
     Migration(2, "object catalog of a release (Training Set Maker)", _add_release_object_catalogs),
     Migration(3, "one main file per product, held by a unique index", _one_main_file_per_product),
     Migration(4, "ids never reused (SQLite AUTOINCREMENT)", _never_reuse_ids),
+    Migration(5, "64-bit ids (Postgres BIGINT)", _make_ids_64_bit),
 )
 """Every step, ordered by version (1, 2, …)."""
 

@@ -173,12 +173,16 @@ PZ_CODE_FORBIDDEN_TYPES = frozenset({"redshift_catalog", "training_set"})
 NAME_LENGTH = 255
 """Longest display name, file name or pipeline name."""
 
+ID = BigInteger().with_variant(Integer, "sqlite")
+"""Type of every id and of every column referring to one: 64-bit on Postgres (``BIGINT``, so ids go up to
+2**63 - 1 as on SQLite), ``INTEGER`` on SQLite, whose ``AUTOINCREMENT`` takes only that spelling (and is 64-bit)."""
+
 metadata = MetaData()
 
 users = Table(
     "users",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("username", String(150), nullable=False, unique=True),
     Column("first_name", String(150), nullable=False, default=""),
     Column("last_name", String(150), nullable=False, default=""),
@@ -190,15 +194,15 @@ users = Table(
 user_groups = Table(
     "user_groups",
     metadata,
-    Column("user_id", Integer, ForeignKey("users.id"), primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), primary_key=True),
     Column("group_name", String(150), primary_key=True),
 )
 
 api_tokens = Table(
     "api_tokens",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("id", ID, primary_key=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False, index=True),
     Column("key_sha256", String(64), nullable=False, unique=True),
     Column("label", String(NAME_LENGTH), nullable=False, default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -208,7 +212,7 @@ api_tokens = Table(
 product_types = Table(
     "product_types",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("name", String(64), nullable=False, unique=True),
     Column("display_name", String(NAME_LENGTH), nullable=False),
     Column("description", Text, nullable=False, default=""),
@@ -219,7 +223,7 @@ product_types = Table(
 releases = Table(
     "releases",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("name", String(NAME_LENGTH), nullable=False, unique=True),
     Column("display_name", String(NAME_LENGTH), nullable=False),
     Column("description", Text, nullable=False, default=""),
@@ -235,20 +239,20 @@ releases = Table(
 release_groups = Table(
     "release_groups",
     metadata,
-    Column("release_id", Integer, ForeignKey("releases.id"), primary_key=True),
+    Column("release_id", ID, ForeignKey("releases.id"), primary_key=True),
     Column("group_name", String(150), primary_key=True),
 )
 
 products = Table(
     "products",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", ID, primary_key=True),
     # NULL only inside the creating transaction, until the id is known.
     Column("internal_name", String(NAME_LENGTH + 24), unique=True),
     Column("display_name", String(NAME_LENGTH), nullable=False),
-    Column("product_type_id", Integer, ForeignKey("product_types.id"), nullable=False, index=True),
-    Column("release_id", Integer, ForeignKey("releases.id"), index=True),
-    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("product_type_id", ID, ForeignKey("product_types.id"), nullable=False, index=True),
+    Column("release_id", ID, ForeignKey("releases.id"), index=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False, index=True),
     Column("official", Boolean, nullable=False, default=False),
     Column("pz_code", String(55)),
     Column("description", Text, nullable=False, default=""),
@@ -263,8 +267,8 @@ products = Table(
 product_files = Table(
     "product_files",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("product_id", Integer, ForeignKey("products.id"), nullable=False, index=True),
+    Column("id", ID, primary_key=True),
+    Column("product_id", ID, ForeignKey("products.id"), nullable=False, index=True),
     Column("role", Integer, nullable=False),
     Column("name", String(NAME_LENGTH), nullable=False),
     Column("mime_type", String(128)),
@@ -292,8 +296,8 @@ ONE_MAIN_FILE_INDEX = Index(
 product_contents = Table(
     "product_contents",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("id", ID, primary_key=True),
+    Column("product_id", ID, ForeignKey("products.id"), nullable=False),
     Column("column_name", String(NAME_LENGTH), nullable=False),
     Column("ucd", String(128)),
     Column("alias", String(NAME_LENGTH)),
@@ -305,13 +309,13 @@ product_contents = Table(
 processes = Table(
     "processes",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", ID, primary_key=True),
     Column("pipeline", String(NAME_LENGTH), nullable=False),
     Column("display_name", String(NAME_LENGTH), nullable=False),
     Column("used_config", JSON, nullable=False),
-    Column("release_id", Integer, ForeignKey("releases.id")),
-    Column("output_product_id", Integer, ForeignKey("products.id"), index=True),
-    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("release_id", ID, ForeignKey("releases.id")),
+    Column("output_product_id", ID, ForeignKey("products.id"), index=True),
+    Column("user_id", ID, ForeignKey("users.id"), nullable=False, index=True),
     Column("status", String(16), nullable=False, default=ProcessStatus.PENDING.value),
     Column("dag_id", String(NAME_LENGTH)),
     Column("run_id", String(NAME_LENGTH)),
@@ -326,8 +330,8 @@ processes = Table(
 process_inputs = Table(
     "process_inputs",
     metadata,
-    Column("process_id", Integer, ForeignKey("processes.id"), primary_key=True),
-    Column("product_id", Integer, ForeignKey("products.id"), primary_key=True),
+    Column("process_id", ID, ForeignKey("processes.id"), primary_key=True),
+    Column("product_id", ID, ForeignKey("products.id"), primary_key=True),
     Column("position", Integer, nullable=False),
     Index("ix_process_inputs_product", "product_id"),
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
-from sqlalchemy import Engine, MetaData, delete, func, insert, inspect, select, text
+from sqlalchemy import Connection, Engine, Integer, MetaData, delete, func, insert, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 
 from pzlib.registry import LATEST_VERSION, FileRole, Registry, RegistryError, current_version, migrate, schema
@@ -156,6 +156,31 @@ def test_step_4_keeps_every_row_and_makes_ids_never_reused(backend: str, empty_e
     assert registry.create_product(alice, display_name="Next", product_type="other").id > last.id
 
 
+def test_step_5_makes_ids_and_references_64_bit_keeping_every_row(backend: str, empty_engine: Engine) -> None:
+    _version_4_database_with_32_bit_ids(empty_engine)
+    registry = Registry(empty_engine, migrate_schema=False)
+    alice = registry.create_user("alice", groups=["lsst"])
+    registry.create_release("dp1", "Data Preview 1", access_groups=["lsst"])
+    kept = registry.create_product(alice, display_name="Kept", product_type="other", release="dp1")
+    registry.add_file(alice, kept.id, name="kept.csv", storage_key="k/1", size=1)
+    before = _rows(empty_engine)
+
+    assert migrate(empty_engine) == LATEST_VERSION
+
+    assert _rows(empty_engine) == before
+    with empty_engine.begin() as connection:
+        if backend == "sqlite":
+            connection.execute(text("UPDATE sqlite_sequence SET seq = :last WHERE name = 'products'"), {"last": 2**62})
+        else:
+            connection.execute(text("SELECT setval(pg_get_serial_sequence('products', 'id'), :last)"), {"last": 2**62})
+    huge = registry.create_product(alice, display_name="Huge", product_type="other", release="dp1")
+    assert huge.id == 2**62 + 1
+    registry.add_file(alice, huge.id, name="huge.csv", storage_key="k/2", size=1)
+    registry.create_process(alice, pipeline="p", display_name="run", inputs=[huge.id], output_product=kept.id)
+    assert [stored.name for stored in registry.list_files(alice, huge.id)] == ["huge.csv"]
+    assert registry.get_product(alice, huge.id).display_name == "Huge"
+
+
 def _file_row(product_id: int, name: str, moment: datetime) -> dict:
     """A main file row written past the registry's checks."""
     return {
@@ -181,12 +206,7 @@ def _version_2_database(engine: Engine) -> None:
         copy.indexes = {index for index in copy.indexes if index.name != schema.ONE_MAIN_FILE_INDEX.name}
     with engine.begin() as connection:
         old.create_all(connection)
-        schema_version.create(connection)
-        for step in MIGRATIONS[:2]:
-            step.apply(connection)
-            connection.execute(
-                insert(schema_version).values(version=step.version, description=step.description, applied_at=func.now())
-            )
+        _apply_steps_up_to(2, connection)
 
 
 def _rows(engine: Engine) -> dict[str, list[tuple]]:
@@ -196,3 +216,26 @@ def _rows(engine: Engine) -> dict[str, list[tuple]]:
             table.name: [tuple(row) for row in connection.execute(select(table).order_by(*table.primary_key.columns))]
             for table in schema.metadata.sorted_tables
         }
+
+
+def _version_4_database_with_32_bit_ids(engine: Engine) -> None:
+    """A database as the code of schema version 4 made it: ids and references ``INTEGER`` (32-bit on Postgres)."""
+    old = MetaData()
+    for table in schema.metadata.sorted_tables:
+        copy = table.to_metadata(old)
+        for column in copy.c:
+            if column.name == "id" or column.foreign_keys:
+                column.type = Integer()
+    with engine.begin() as connection:
+        old.create_all(connection)
+        _apply_steps_up_to(4, connection)
+
+
+def _apply_steps_up_to(version: int, connection: Connection) -> None:
+    """Bring a database whose tables are made to ``version``, recording each step as ``migrate`` does."""
+    schema_version.create(connection)
+    for step in MIGRATIONS[:version]:
+        step.apply(connection)
+        connection.execute(
+            insert(schema_version).values(version=step.version, description=step.description, applied_at=func.now())
+        )
