@@ -1,16 +1,31 @@
-"""Airflow cluster policy of the platform: a DAG run's ``retries`` param sets its tasks' retries.
+"""Airflow cluster policy of the platform: which failed tasks are retried, and how many times in a run.
 
 Airflow fixes a task's retries when the DAG is parsed; only the scheduler, creating a run's task instances,
-can give one run another number. Airflow imports this module in every process by its name,
-``airflow_local_settings``, from its plugins folder (which it puts on ``sys.path``), in the embedded default
-and in the docker image alike. The policy itself lives in :mod:`pzlib.retries`.
+can give one run another number, and only a policy can give every task of every DAG one rule. Airflow imports
+this module in every process by its name, ``airflow_local_settings``, from its plugins folder (which it puts
+on ``sys.path``), in the embedded default and in the docker image alike. The numbers and the rule are in
+:mod:`pzlib.retries`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pzlib.retries import run_retries
+from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+
+from pzlib.retries import NOT_RETRIED, run_retries
+
+FAIL_AT_ONCE = ExceptionRetryPolicy(rules=[RetryRule(
+    exception=list(NOT_RETRIED), action=RetryAction.FAIL,
+    reason="bad params or data: a retry would fail the same way",
+)])  # fmt: skip
+"""Fail a task at once on an error a retry cannot fix; any other error takes the task's retries."""
+
+
+def task_policy(task: Any) -> None:
+    """Give every task :data:`FAIL_AT_ONCE`, unless its DAG chose a retry policy of its own."""
+    if task.retry_policy is None:
+        task.retry_policy = FAIL_AT_ONCE
 
 
 def task_instance_mutation_hook(task_instance: Any, dag_run: Any = None) -> None:

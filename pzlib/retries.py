@@ -6,11 +6,15 @@ twice that, and so on up to ``MAX_RETRY_DELAY`` (Airflow adds up to as much agai
 safe because every task is idempotent: outputs are written under a temporary name and renamed, a rerun keeps
 what verifies, and publishing replaces the run's own product.
 
+An error a retry cannot fix (:data:`NOT_RETRIED`: bad params or data) fails its task at once, so that a bad
+request is reported in seconds, not after every retry.
+
 The DAGs take their ``default_args`` from :func:`task_retry_args`, and declare the ``retries`` param
 (:data:`RETRIES_PARAM`, schema :data:`RETRIES_PARAM_SCHEMA`) through which a run asks for another number of
-retries; the Airflow cluster policy in ``plugins/airflow_local_settings.py`` gives that number to the run's
-task instances (:func:`run_retries`) when the scheduler creates them. The param is not part of what a run
-computes, so the DAGs leave it out (:func:`without_retries`) of the params their pipelines check.
+retries. The Airflow cluster policy in ``plugins/airflow_local_settings.py`` gives that number to the run's
+task instances (:func:`run_retries`) when the scheduler creates them, and gives every task the rule that
+:data:`NOT_RETRIED` fail at once. The param is not part of what a run computes, so the DAGs leave it out
+(:func:`without_retries`) of the params their pipelines check.
 
 The module imports only the standard library: DAG files import it at parse time.
 """
@@ -31,6 +35,10 @@ MAX_RETRY_DELAY = timedelta(minutes=10)
 """The longest wait between two tries."""
 MAX_TASK_RETRIES = 10
 """The most retries a run may ask for: past that, a task fails for a reason a retry will not fix."""
+NOT_RETRIED: tuple[type[Exception], ...] = (ValueError,)
+"""Errors that fail a task at once: bad params or data, which a retry would meet again. pzlib's own errors about
+them are ValueErrors (CatalogError, InvalidInput, ValidationError, the run and request configs' checks), and so
+are pyarrow's about an unreadable file (ArrowInvalid)."""
 
 RETRIES_PARAM = "retries"
 """The DAG param through which a run sets its tasks' retries."""

@@ -17,7 +17,7 @@ from fixtures.airflow import AIRFLOW_SCRIPTS, REPO_ROOT, airflow_environment
 HEAVY_MODULES = {
     "numpy", "pandas", "pyarrow", "scipy", "sklearn", "jax", "numba", "astropy", "h5py", "tables",
     "rail", "qp", "tables_io", "lsdb", "hats", "nested_pandas", "dask", "great_expectations",
-    "pzlib.pipeline", "pzlib.catalog", "pzlib.estimate", "pzlib.preprocess",
+    "pzlib.compute", "pzlib.catalog", "pzlib.estimate", "pzlib.preprocess",
 }  # fmt: skip
 
 STAGE_GROUPS = ["stage_1_acquire", "stage_2_train", "stage_3_estimate", "stage_4_postprocess"]
@@ -59,6 +59,9 @@ report = {
                     "retry_delay_s": task.retry_delay.total_seconds(),
                     "retry_exponential_backoff": task.retry_exponential_backoff,
                     "max_retry_delay_s": task.max_retry_delay and task.max_retry_delay.total_seconds(),
+                    # What its retry policy (plugins/airflow_local_settings.py) says of bad data, of an I/O error.
+                    "after": [task.retry_policy and task.retry_policy.evaluate(error, 1, 4).action.value
+                              for error in (ValueError("bad data"), OSError("disk"))],
                 }
                 for task in dag.tasks
             },
@@ -137,13 +140,14 @@ def _refines(base: dict, schema: dict) -> bool:
     )  # fmt: skip
 
 
-def test_every_task_of_every_dag_is_retried_with_backoff(dagbag_report):
+def test_every_task_of_every_dag_is_retried_with_backoff_unless_its_data_is_bad(dagbag_report):
     from pzlib.retries import MAX_RETRY_DELAY, RETRY_BACKOFF, RETRY_DELAY, TASK_RETRIES
 
     policies = {(dag_id, task_id): (task["retries"], task["retry_delay_s"], task["retry_exponential_backoff"],
-                                    task["max_retry_delay_s"])
+                                    task["max_retry_delay_s"], task["after"])
                 for dag_id, dag in dagbag_report["dags"].items() for task_id, task in dag["tasks"].items()}
-    expected = (TASK_RETRIES, RETRY_DELAY.total_seconds(), RETRY_BACKOFF, MAX_RETRY_DELAY.total_seconds())
+    expected = (TASK_RETRIES, RETRY_DELAY.total_seconds(), RETRY_BACKOFF, MAX_RETRY_DELAY.total_seconds(),
+                ["fail", "default"])
     assert TASK_RETRIES > 0 and RETRY_BACKOFF > 1
     assert {key: policy for key, policy in policies.items() if policy != expected} == {}
     for dag in dagbag_report["dags"].values():
@@ -151,7 +155,7 @@ def test_every_task_of_every_dag_is_retried_with_backoff(dagbag_report):
 
 
 def test_pz_compute_params_are_the_runspec_fields(dagbag_report):
-    from pzlib.pipeline import RunSpec
+    from pzlib.compute.spec import RunSpec
 
     params = dict(dagbag_report["dags"]["pz_compute"]["params"])
     params.pop(RETRIES_PARAM)
@@ -163,7 +167,7 @@ def test_pz_compute_params_are_the_runspec_fields(dagbag_report):
 
 def test_pz_compute_defaults_are_a_valid_run(dagbag_report):
     """The scheduled yearly run uses the defaults: they must describe a run RunSpec accepts."""
-    from pzlib.pipeline import RunSpec
+    from pzlib.compute.spec import RunSpec
 
     params = dagbag_report["dags"]["pz_compute"]["params"]
     defaults = {name: param["default"] for name, param in params.items() if name != RETRIES_PARAM}

@@ -81,7 +81,7 @@ def reference(client, trigger, tmp_path_factory) -> dict:
     state = wait_for_run(client, DAG_ID, run_id, RUN_TIMEOUT_S)
     assert state == "success", task_states(client, DAG_ID, run_id)
     started, ended = run_times(client, run_id)
-    return {"run_id": run_id, "output": output, "wall_s": ended - started, "tables": photoz_tables(output),
+    return {"output": output, "wall_s": ended - started, "tables": photoz_tables(output),
             "metrics": assembled_metrics(output)}
 
 
@@ -161,31 +161,18 @@ def task_instances(client: httpx.Client, run_id: str) -> dict[str, dict]:
             for task in response.json()["task_instances"]}
 
 
-def counts(client: httpx.Client, run_id: str, field: str) -> dict[str, int]:
-    """{task_id[map_index]: try_number or max_tries} of a run."""
-    return {task: instance[field] for task, instance in task_instances(client, run_id).items()}
+@pytest.mark.parametrize("retries", [None, 0, TASK_RETRIES + 2])
+def test_bad_input_fails_at_once_whatever_retries_the_run_allows(client, trigger, tmp_path, retries):
+    """A missing input fails its task on the first try (a retry would meet it again); the run's task instances
+    carry the retries its ``retries`` param asks for, or the default."""
+    changes = {"input": str(tmp_path / "missing.parquet")} | ({} if retries is None else {"retries": retries})
+    run_id = trigger(tmp_path / "run", **changes)
 
-
-def test_a_run_without_the_retries_param_retries_its_tasks_by_default(client, reference):
-    assert set(counts(client, reference["run_id"], "max_tries").values()) == {TASK_RETRIES}
-
-
-def test_the_retries_param_sets_the_retries_of_the_runs_tasks(client, trigger, tmp_path):
-    missing_input = {"input": str(tmp_path / "missing.parquet")}
-    more = trigger(tmp_path / "more", retries=TASK_RETRIES + 2, **missing_input)
-    deadline = time.monotonic() + 120
-    while not (max_tries := counts(client, more, "max_tries")) and time.monotonic() < deadline:
-        time.sleep(POLL_S)
-    # Stop it before its input's absence has it retry for minutes.
-    ended = client.patch(f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(more, safe='')}", json={"state": "failed"})
-    assert ended.status_code == 200, ended.text
-    assert max_tries and set(max_tries.values()) == {TASK_RETRIES + 2}, max_tries
-
-    none = trigger(tmp_path / "none", retries=0, **missing_input)
-    assert wait_for_run(client, DAG_ID, none, RUN_TIMEOUT_S) == "failed"
-    assert set(counts(client, none, "max_tries").values()) == {0}
-    failed = {task: state for task, state in task_states(client, DAG_ID, none).items() if state == "failed"}
-    assert failed and all(counts(client, none, "try_number")[task] == 1 for task in failed), failed
+    assert wait_for_run(client, DAG_ID, run_id, RUN_TIMEOUT_S) == "failed"
+    instances = task_instances(client, run_id)
+    assert {instance["max_tries"] for instance in instances.values()} == {TASK_RETRIES if retries is None else retries}
+    failed = {task: instance["try_number"] for task, instance in instances.items() if instance["state"] == "failed"}
+    assert failed == {"stage_1_acquire.partition_input": 1}
 
 
 def test_a_killed_scheduler_comes_back_with_make_up_and_the_run_finishes(
