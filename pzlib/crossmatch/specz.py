@@ -17,13 +17,22 @@ import pyarrow as pa
 from pzlib.catalog import CatalogError, CatalogReader, open_catalog
 from pzlib.crossmatch.config import SpeczColumns, local_path
 from pzlib.crossmatch.outputs import HATS_INTERNAL_COLUMNS
+from pzlib.registry.errors import InvalidInput
+from pzlib.registry.file_safety import check_hats_folder
 
 
 def open_specz(path_or_uri: str, field_name: str) -> CatalogReader:
-    """The opened catalog; a missing or unreadable one raises ValueError naming ``field_name`` and the file."""
+    """The opened catalog; a missing or unreadable one raises ValueError naming ``field_name`` and the file.
+
+    A folder (a HATS catalog, or a Parquet dataset with its summary) is a stored product's, so it is checked as
+    an upload is, before hats or lsdb read it: one stored before that check existed could name files outside it.
+    """
+    path = local_path(path_or_uri)
     try:
-        return open_catalog(local_path(path_or_uri))
-    except CatalogError as error:
+        if path.is_dir():
+            check_hats_folder(path, path.name)
+        return open_catalog(path)
+    except (CatalogError, InvalidInput) as error:
         raise ValueError(f"{field_name}: {error}") from None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.crossmatch import specz_hats_pointing_outside
 
 from pzlib.catalog import CatalogError, open_catalog
 from pzlib.crossmatch import CrcConfig
@@ -128,6 +129,17 @@ def test_check_inputs_names_the_input_and_the_column(crossmatch_sample, tmp_path
     with pytest.raises(ValueError, match=r"^inputs\[4\].columns.z_err: the flag translation of survey '2MRS'"):
         check_inputs(CrcConfig.from_params(params))
     assert not list(tmp_path.iterdir())
+
+
+def test_a_stored_hats_input_naming_a_folder_outside_it_stops_the_run(crossmatch_sample, tmp_path):
+    params = crossmatch_sample.crc_params(tmp_path / "out")
+    params["inputs"][1]["path"] = str(specz_hats_pointing_outside(crossmatch_sample, tmp_path / "stored"))
+    with pytest.raises(ValueError) as raised:
+        combine_catalogs(CrcConfig.from_params(params))
+    message = str(raised.value)
+    assert message.startswith("inputs[1].path: specz_reference_hats: collection.properties sets hats_primary_table_url")
+    assert "an absolute path outside the catalog" in message
+    assert not (tmp_path / "out").exists()
 
 
 # --- combining -----------------------------------------------------------------------------------------------

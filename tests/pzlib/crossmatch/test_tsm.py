@@ -9,6 +9,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+from fixtures.crossmatch import specz_hats_pointing_outside
 
 from pzlib.catalog import CatalogError, open_catalog
 from pzlib.crossmatch import TsmConfig
@@ -116,6 +117,18 @@ def test_a_folder_that_is_not_hats_is_refused_as_object_catalog(crossmatch_sampl
     config = TsmConfig.from_params(crossmatch_sample.tsm_params(tmp_path, object_catalog=str(tmp_path)))
     with pytest.raises(ValueError, match="^object_catalog: .* is not a HATS catalog"):
         check_inputs(config)
+
+
+def test_a_stored_hats_spec_z_catalog_naming_a_folder_outside_it_stops_the_run(crossmatch_sample, tmp_path):
+    hostile = specz_hats_pointing_outside(crossmatch_sample, tmp_path / "stored")
+    output_dir = tmp_path / "out"
+    config = TsmConfig.from_params(crossmatch_sample.tsm_params(output_dir, specz_catalog=str(hostile)))
+    with pytest.raises(ValueError) as raised:
+        make_training_set(config)
+    message = str(raised.value)
+    assert message.startswith("specz_catalog: specz_reference_hats: collection.properties sets hats_primary_table_url")
+    assert "an absolute path outside the catalog" in message
+    assert not output_dir.exists()
 
 
 # --- the match -----------------------------------------------------------------------------------------------
