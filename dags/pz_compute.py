@@ -9,12 +9,12 @@ photo-z catalog, its metrics and validation report, and publishes the report in 
 ``validation_results`` product (param ``publish``; owned by the ``owner`` param's user, by default the platform
 user ``pz-compute``; a rerun replaces the run's product). The run is fully described by its params, checked
 against the schema below when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by
-``pzlib.pipeline.RunSpec.from_params`` when it starts. The defaults describe the DC2 sample release of the
+``pzlib.compute.spec.RunSpec.from_params`` when it starts. The defaults describe the DC2 sample release of the
 embedded default; the yearly schedule reprocesses that release, and any other release is a trigger with conf.
 A failed task is retried with a growing delay (``pzlib.retries``; the ``retries`` param sets another number
 for a run): every task keeps what already verifies, so a retry redoes only what is missing.
 
-All the work is in ``pzlib.pipeline``; it is imported inside the tasks so that parsing this file stays
+All the work is in ``pzlib.compute``; it is imported inside the tasks so that parsing this file stays
 cheap (the dag-processor re-parses it every ``min_file_process_interval``).
 """
 
@@ -155,7 +155,7 @@ PARAMS = {
 
 def _run_spec():
     """The RunSpec of the running task's DAG run, rebuilt from its params (they never change in a run)."""
-    from pzlib.pipeline import RunSpec
+    from pzlib.compute.spec import RunSpec
 
     return RunSpec.from_params(without_retries(get_current_context()["params"]))
 
@@ -177,7 +177,7 @@ def pz_compute():
         def check_run() -> list[str]:
             """Fail before any work if the params do not describe a run or name an unknown owner; return its
             estimators."""
-            from pzlib.pipeline import check_publishing
+            from pzlib.compute.publish import check_publishing
 
             spec = _run_spec()
             check_publishing(spec)
@@ -186,7 +186,7 @@ def pz_compute():
         @task
         def partition_input() -> list[str]:
             """Clean the input catalog and split it into partitions; return the partition paths."""
-            from pzlib.pipeline import acquire
+            from pzlib.compute.acquire import acquire
 
             return acquire(_run_spec())
 
@@ -200,7 +200,7 @@ def pz_compute():
         @task(map_index_template="{{ map_label }}")
         def train(estimator: str) -> dict:
             """Train (or reuse) the estimator's model."""
-            from pzlib.pipeline import train_model
+            from pzlib.compute.train import train_model
 
             get_current_context()["map_label"] = estimator
             return {"estimator": estimator, "model_path": train_model(_run_spec(), estimator)}
@@ -218,7 +218,7 @@ def pz_compute():
         @task(map_index_template="{{ map_label }}", execution_timeout=timedelta(hours=2))
         def estimate(model: dict, partition_path: str) -> dict:
             """Estimate one partition with one model; an output that exists and verifies is kept."""
-            from pzlib.pipeline import estimate_partition
+            from pzlib.compute.estimate_partitions import estimate_partition
 
             estimator = model["estimator"]
             get_current_context()["map_label"] = f"{estimator} {Path(partition_path).name}"
@@ -240,7 +240,7 @@ def pz_compute():
         @task(map_index_template="{{ map_label }}", trigger_rule="none_failed_min_one_success")
         def assemble_catalog(model: dict, partition_paths: list[str]) -> dict:
             """Assemble the estimator's photo-z catalog from its partition outputs; compute its metrics."""
-            from pzlib.pipeline import assemble
+            from pzlib.compute.assemble import assemble
 
             estimator = model["estimator"]
             get_current_context()["map_label"] = estimator
@@ -253,7 +253,7 @@ def pz_compute():
             """Publish the estimator's validation report in the PZ Server; a rerun replaces the same product."""
             from airflow.sdk.exceptions import AirflowSkipException
 
-            from pzlib.pipeline import publish_validation
+            from pzlib.compute.publish import publish_validation
 
             context = get_current_context()
             context["map_label"] = assembled["estimator"]

@@ -115,13 +115,13 @@ def _export_table(catalog: Path, output: Path, rows_per_file: int = 1_000_000) -
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from pzlib import pipeline
     from pzlib.catalog import check_writable
+    from pzlib.compute.spec import RunSpec
 
     output = Path(args.output)
     check_writable(output)
     workdir = Path(args.workdir) if args.workdir else output.with_name(f".{output.name}.pzwork")
-    spec = pipeline.RunSpec(release=args.release, input=str(args.input), train=str(args.train),
+    spec = RunSpec(release=args.release, input=str(args.input), train=str(args.train),
                             output=str(workdir), estimators=[args.estimator], column_map=args.columns,
                             partition_rows=args.partition_rows, truth_column=args.truth_column)
     started = time.perf_counter()
@@ -140,23 +140,26 @@ def _metrics_line(metrics: dict) -> str:
 
 
 def _run_with_progress(spec, workers: int | None) -> dict:
-    from pzlib import pipeline
     from pzlib.catalog import open_catalog
+    from pzlib.compute.acquire import acquire
+    from pzlib.compute.assemble import assemble
+    from pzlib.compute.estimate_partitions import estimate_all
+    from pzlib.compute.train import train_model
 
     workers = workers or os.cpu_count() or 1
     open_catalog(spec.train)
     with _progress() as progress:
         stage1 = progress.add_task("stage I    acquire", total=open_catalog(spec.input).num_rows)
-        partitions = pipeline.acquire(spec, lambda n: progress.advance(stage1, n))
+        partitions = acquire(spec, lambda n: progress.advance(stage1, n))
         results = {}
         for estimator in spec.estimators:
             training = progress.add_task(f"stage II   train {estimator}", total=1)
-            model_path = pipeline.train_model(spec, estimator)
+            model_path = train_model(spec, estimator)
             progress.advance(training)
             stage3 = progress.add_task(f"stage III  estimate {estimator}", total=len(partitions))
-            outputs = pipeline.estimate_all(spec, estimator, model_path, partitions, workers,
+            outputs = estimate_all(spec, estimator, model_path, partitions, workers,
                                             on_partition=lambda _, task=stage3: progress.advance(task))
-            results[estimator] = pipeline.assemble(spec, estimator, outputs)
+            results[estimator] = assemble(spec, estimator, outputs)
     return results
 
 

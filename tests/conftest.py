@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 import tables_io
 
-from pzlib import pipeline
+from pzlib.compute.run import run
+from pzlib.compute.spec import RunSpec
+from pzlib.samples import dc2_sample_paths
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -30,7 +32,7 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def dc2_paths() -> tuple[Path, Path]:
     """(training, validation) DC2 HDF5 catalogs from pz-rail-base."""
-    return pipeline.dc2_sample_paths()
+    return dc2_sample_paths()
 
 
 @pytest.fixture(scope="session")
@@ -49,10 +51,10 @@ def dc2_slice(dc2_paths, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def dc2_run(dc2_paths, tmp_path_factory) -> tuple[pipeline.RunSpec, dict]:
+def dc2_run(dc2_paths, tmp_path_factory) -> tuple[RunSpec, dict]:
     """The full DC2 run (both estimators, RAIL's default training), done once per session."""
     training, validation = dc2_paths
-    spec = pipeline.RunSpec(release="dc2-test", input=str(validation), train=str(training),
+    spec = RunSpec(release="dc2-test", input=str(validation), train=str(training),
                             output=str(tmp_path_factory.mktemp("dc2_run")), partition_rows=8_000)
-    return spec, pipeline.run(spec, workers=2)
+    return spec, run(spec, workers=2)
 

@@ -39,11 +39,11 @@ from urllib.parse import quote
 import httpx
 import pyarrow.parquet as pq
 
-from pzlib import pipeline
 from pzlib.bench import runtime_model
 from pzlib.bench.inputs import tiled_input
 from pzlib.estimate import configure_rail_logging
 from pzlib.resources import source_checkout
+from pzlib.samples import dc2_sample_paths
 
 DAG_ID = "pz_compute"
 TASK_ID = "stage_3_estimate.estimate"
@@ -125,7 +125,7 @@ def warm_bpz_data(pz_state_dir: Path) -> None:
     os.environ["PZ_STATE_DIR"] = str(pz_state_dir)
     config = EstimateConfig("bpz")
     with contextlib.redirect_stdout(io.StringIO()):  # BPZ prints a line per AB file it writes
-        model = train(pipeline.dc2_sample_paths()[0], pz_state_dir / "warm-up" / "bpz.pkl", config)
+        model = train(dc2_sample_paths()[0], pz_state_dir / "warm-up" / "bpz.pkl", config)
         assert PartitionEstimator(model, config).fast is not None
     del os.environ["PZ_STATE_DIR"]
 
@@ -147,7 +147,7 @@ def main() -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="bench-airflow-", dir=args.workdir))
     warm_bpz_data(state_dir / "pz")
     output = state_dir / "pz_compute"
-    conf = {"release": "bench", "input": str(input_path), "train": str(pipeline.dc2_sample_paths()[0]),
+    conf = {"release": "bench", "input": str(input_path), "train": str(dc2_sample_paths()[0]),
             "output": str(output), "estimators": ["bpz"], "partition_rows": -(-args.rows // args.partitions),
             "publish": False}
     instances = run_dag(state_dir, conf, args.timeout)  # on failure the state folder stays, for its logs

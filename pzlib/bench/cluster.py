@@ -26,25 +26,28 @@ from pathlib import Path
 
 import structlog
 
-from pzlib import pipeline
 from pzlib.bench.inputs import tiled_input
 from pzlib.cluster.backend import DEFAULT_POLL_INTERVAL_S, all_terminal
 from pzlib.cluster.estimate_array import Done, EstimateArray, Waiting
 from pzlib.cluster.local import LocalBackend
 from pzlib.cluster.slurm import CLUSTER_TIME_FORMAT, SlurmBackend, settings_from_cluster_json
+from pzlib.compute.acquire import acquire
+from pzlib.compute.spec import RunSpec
+from pzlib.compute.train import train_model
 from pzlib.config import load_settings
+from pzlib.samples import dc2_sample_paths
 
 
-def prepare(rows: int, partitions: int, workdir: Path, backend: str, slots: int) -> tuple[pipeline.RunSpec, list]:
+def prepare(rows: int, partitions: int, workdir: Path, backend: str, slots: int) -> tuple[RunSpec, list]:
     """Stages I and II of the tiled DC2 input in a fresh run folder for ``backend``."""
     input_path = tiled_input(rows, workdir)
-    train_path = pipeline.dc2_sample_paths()[0]
+    train_path = dc2_sample_paths()[0]
     output = workdir / f"run-{backend}-{datetime.now():%Y%m%d-%H%M%S}"
-    spec = pipeline.RunSpec(release="bench", input=str(input_path), train=str(train_path), output=str(output),
+    spec = RunSpec(release="bench", input=str(input_path), train=str(train_path), output=str(output),
                             estimators=["bpz"], partition_rows=-(-rows // partitions), backend=backend,
                             resources={"max_concurrent": slots, "mem": "2G"})
-    partition_paths = pipeline.acquire(spec)
-    pipeline.train_model(spec, "bpz")
+    partition_paths = acquire(spec)
+    train_model(spec, "bpz")
     return spec, partition_paths
 
 

@@ -255,7 +255,7 @@ def run_benchmark(estimator: str, rows: int | None = None, workdir: Path = Path(
 
     from pzlib import pdf
     from pzlib.estimate import EstimateConfig, train
-    from pzlib.pipeline import dc2_sample_paths
+    from pzlib.samples import dc2_sample_paths
 
     if repeats <= 0:
         raise ValueError(f"repeats must be positive, got {repeats}")

@@ -42,7 +42,7 @@ def _validation_columns(config, rows: int | None) -> dict[str, np.ndarray]:
     """The DC2 validation set's stage I columns (float32 magnitudes, 99 for non-detections)."""
     import tables_io
 
-    from pzlib.pipeline import dc2_sample_paths
+    from pzlib.samples import dc2_sample_paths
 
     table = tables_io.read(str(dc2_sample_paths()[1]))["photometry"]
     return {name: np.asarray(table[name][:rows]) for name in ("id", *config.input_columns())}
@@ -60,7 +60,7 @@ def bench_estimator(estimator: str, rows: int | None, repeats: int, workdir: Pat
     """Best-of-``repeats`` objects/s of the stock stage and the fast path on the same batch."""
     from pzlib.estimate import EstimateConfig, PartitionEstimator, train
     from pzlib.fastpaths import make_fast_estimator
-    from pzlib.pipeline import dc2_sample_paths
+    from pzlib.samples import dc2_sample_paths
 
     config = EstimateConfig(estimator, rail_options=rail_options)
     model_path = train(dc2_sample_paths()[0], workdir / f"{estimator}.pkl", config)

@@ -15,7 +15,7 @@ def tiled_input(rows: int | None, workdir: Path) -> Path:
     """The DC2 validation set, or ``rows`` rows of it tiled with fresh ids (RAIL's HDF5 layout)."""
     import tables_io
 
-    from pzlib.pipeline import dc2_sample_paths
+    from pzlib.samples import dc2_sample_paths
 
     source = dc2_sample_paths()[1]
     if rows is None:

@@ -311,7 +311,7 @@ def measure_scaling(config: ScalingConfig, on_run: Callable[[str, ScalingRun], N
     from pzlib.bench.inputs import tiled_input
     from pzlib.estimate import EstimateConfig, train
     from pzlib.pdf import DEFAULT_REPRESENTATION
-    from pzlib.pipeline import dc2_sample_paths
+    from pzlib.samples import dc2_sample_paths
 
     config.workdir.mkdir(parents=True, exist_ok=True)
     training_path, _ = dc2_sample_paths()

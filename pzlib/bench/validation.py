@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 
 from pzlib.bench.inputs import tiled_input
 from pzlib.estimate import EstimateConfig, PartitionEstimator, configure_rail_logging, estimate_partition, train
-from pzlib.pipeline import dc2_sample_paths
 from pzlib.preprocess import PreprocessConfig, preprocess
+from pzlib.samples import dc2_sample_paths
 from pzlib.validate.expectations import check_table
 
 

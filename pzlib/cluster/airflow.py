@@ -179,7 +179,7 @@ class EstimateArrayOperator(BaseOperator):
     def _estimate_array(self, context) -> Iterator:
         """The run's stage III for this estimator, on a backend connected for the duration of the block."""
         from pzlib.cluster.estimate_array import EstimateArray
-        from pzlib.pipeline import RunSpec
+        from pzlib.compute.spec import RunSpec
 
         spec = RunSpec.from_params(dict(context["params"]))
         ti = context["ti"]

@@ -52,7 +52,7 @@ from pzlib.cluster.plan import ArrayPlan, partition_marker_path, read_json, spli
 from pzlib.cluster.resources import resources_for
 
 if TYPE_CHECKING:
-    from pzlib.pipeline import RunSpec
+    from pzlib.compute.spec import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class EstimateArray:
 
     Parameters
     ----------
-    spec : pzlib.pipeline.RunSpec
+    spec : pzlib.compute.spec.RunSpec
         The run; its ``resources`` param sizes the arrays (see :mod:`pzlib.cluster.resources`).
     estimator, model_path : str
         The estimator and its trained model (stage II).

@@ -4,7 +4,7 @@
 
 A Slurm array task runs it with its ``$SLURM_ARRAY_TASK_ID``, the local backend with the task's index.
 Process start-up (RAIL imports, model load, compilation) is paid once per task, not per partition: every
-partition of the task's share goes through the same loaded estimator (``pzlib.pipeline.estimate_partition``,
+partition of the task's share goes through the same loaded estimator (``pzlib.compute.estimate_partitions``,
 which also keeps outputs that already exist and verify).
 
 A partition that fails is recorded with its error and the worker goes on with the next one; the exit code is
@@ -45,7 +45,8 @@ def run_task(plan_path: Path, task_index: int) -> int:
     """Estimate every partition of task ``task_index`` of the plan; return the process exit code."""
     import structlog
 
-    from pzlib.pipeline import RunSpec, estimate_partition
+    from pzlib.compute.estimate_partitions import estimate_partition
+    from pzlib.compute.spec import RunSpec
 
     # RAIL logs every chunk through structlog at info level; the job log keeps our per-partition lines instead.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))

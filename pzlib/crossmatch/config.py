@@ -33,7 +33,7 @@ MAX_RADIUS_ARCSEC = 60.0
 a deep object catalog has dozens of unrelated neighbours per spec-z."""
 
 RELEASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-"""Release names: the rule of :attr:`pzlib.pipeline.RunSpec.release`."""
+"""Release names: the rule of :attr:`pzlib.compute.spec.RunSpec.release`."""
 
 OUTPUT_FORMATS = ("parquet", "csv", "hats")
 DEREDDENING_METHODS = ("sfd",)

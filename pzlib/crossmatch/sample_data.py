@@ -274,7 +274,7 @@ def _build(staging: Path, config: SampleConfig) -> dict:
 
 
 def _dm_example() -> pd.DataFrame:
-    from pzlib.pipeline import dc2_sample_paths
+    from pzlib.samples import dc2_sample_paths
 
     return pd.read_parquet(dc2_sample_paths()[0].with_name(DM_EXAMPLE_FILE))
 
@@ -282,7 +282,7 @@ def _dm_example() -> pd.DataFrame:
 def _dc2_galaxies() -> pd.DataFrame:
     import tables_io
 
-    from pzlib.pipeline import dc2_sample_paths
+    from pzlib.samples import dc2_sample_paths
 
     frames = [pd.DataFrame(tables_io.read(str(path))["photometry"]) for path in dc2_sample_paths()]
     return pd.concat(frames, ignore_index=True)

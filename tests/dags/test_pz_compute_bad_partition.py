@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fixtures.airflow import AIRFLOW_SCRIPTS, airflow_environment
 
-from pzlib import pipeline
 from pzlib.catalog import file_sha256, write_parquet
+from pzlib.compute.acquire import acquire
+from pzlib.compute.spec import RunSpec
 from pzlib.preprocess import MANIFEST_NAME
 
 
@@ -21,9 +22,9 @@ def test_a_bad_partition_fails_only_its_own_mapped_task(dc2_paths, dc2_300, tmp_
             "publish": False, "retries": 0}
     # Stage I made ahead with the run's own params, then partition 1 turned bad with its manifest updated to
     # match (as a stage I bug would leave it): the DAG's stage I keeps it, and stage III meets it.
-    spec = pipeline.RunSpec.from_params({"release": "dc2-demo", "output": str(output),
+    spec = RunSpec.from_params({"release": "dc2-demo", "output": str(output),
                                          **{k: v for k, v in conf.items() if k != "retries"}})
-    assert len(pipeline.acquire(spec)) == 3
+    assert len(acquire(spec)) == 3
     bad = output / "stage1" / "part-00001.parquet"
     table = pq.read_table(bad)
     write_parquet(table.set_column(table.schema.get_field_index("mag_r_lsst"), "mag_r_lsst",

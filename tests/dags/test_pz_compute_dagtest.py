@@ -9,8 +9,8 @@ import subprocess
 import pyarrow.parquet as pq
 from fixtures.airflow import AIRFLOW_SCRIPTS, airflow_environment
 
+from pzlib.compute.publish import PLATFORM_USER
 from pzlib.config import load_settings
-from pzlib.pipeline import PLATFORM_USER
 from pzlib.registry import ProductStatus
 from pzlib.registry.registration import ProductFiles
 from pzlib.registry.reports import read_report

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import tables_io
 
-from pzlib.pipeline import dc2_sample_paths
+from pzlib.samples import dc2_sample_paths
 
 columns = tables_io.read(str(dc2_sample_paths()[1]))["photometry"]
 rng = np.random.default_rng(9816)

@@ -9,17 +9,20 @@ from pathlib import Path
 import pytest
 from backend_contract import StageThreeRun, copy_run
 
-from pzlib import pipeline
+from pzlib.compute.acquire import acquire
+from pzlib.compute.estimate_partitions import estimate_all
+from pzlib.compute.spec import RunSpec
+from pzlib.compute.train import train_model
 
 
 @pytest.fixture(scope="session")
 def prepared_run(dc2_paths, dc2_slice, tmp_path_factory) -> StageThreeRun:
     """Stages I and II of the DC2 slice with BPZ, done once per session."""
     output = tmp_path_factory.mktemp("stage3") / "prepared"
-    spec = pipeline.RunSpec(release="dc2-slice", input=str(dc2_slice), train=str(dc2_paths[0]), output=str(output),
+    spec = RunSpec(release="dc2-slice", input=str(dc2_slice), train=str(dc2_paths[0]), output=str(output),
                             estimators=["bpz"], partition_rows=500)
-    partitions = pipeline.acquire(spec)
-    return StageThreeRun(spec, pipeline.train_model(spec, "bpz"), partitions)
+    partitions = acquire(spec)
+    return StageThreeRun(spec, train_model(spec, "bpz"), partitions)
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +31,7 @@ def reference_outputs(prepared_run, tmp_path_factory) -> dict[str, Path]:
     output = tmp_path_factory.mktemp("stage3") / "reference"
     shutil.copytree(prepared_run.spec.output_path, output)
     run = copy_run(prepared_run, output, copy=False)
-    outputs = pipeline.estimate_all(run.spec, "bpz", run.model_path, run.partition_paths)
+    outputs = estimate_all(run.spec, "bpz", run.model_path, run.partition_paths)
     return {Path(path).name: Path(path) for path in outputs}
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pzlib import pipeline
 from pzlib.cluster.plan import split_shares
 from pzlib.cluster.resources import Resources, resources_for
+from pzlib.compute.spec import RunSpec
 
 BASE = {"release": "dr1", "input": "in.parquet", "train": "train.parquet", "output": "out",
         "estimators": ["bpz", "fzboost"]}
@@ -34,7 +34,7 @@ def test_estimator_defaults_then_run_wide_then_per_estimator_settings():
 ])  # fmt: skip
 def test_bad_resources_are_refused_naming_the_key(resources, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
-        pipeline.RunSpec.from_params({**BASE, "resources": resources})
+        RunSpec.from_params({**BASE, "resources": resources})
 
 
 @pytest.mark.parametrize(("partitions", "resources", "tasks"), [

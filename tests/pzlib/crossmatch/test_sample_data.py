@@ -17,7 +17,7 @@ from pzlib.crossmatch.sample_data import (
     make_sample_data,
     provide_sample_data,
 )
-from pzlib.pipeline import dc2_sample_paths
+from pzlib.samples import dc2_sample_paths
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,77 @@
+"""Stage III of a pz_compute run: photo-z of each stage I partition, one partition at a time or in a local
+process pool (the ``pz`` command's backend; job arrays are :mod:`pzlib.cluster.estimate_array`)."""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import pyarrow as pa
+
+from pzlib.catalog import open_catalog
+from pzlib.compute.spec import RunSpec
+from pzlib.estimate import PartitionEstimator
+from pzlib.estimate import estimate_partition as _estimate_partition
+from pzlib.validate.expectations import check_table
+
+_worker_estimators: dict[tuple[str, str], PartitionEstimator] = {}
+
+
+def _estimator_for(spec: RunSpec, estimator: str, model_path: str) -> PartitionEstimator:
+    """The process's estimator for this model, built on first use: later partitions reuse the loaded model."""
+    key = (estimator, str(Path(model_path).resolve()))
+    if key not in _worker_estimators:
+        _worker_estimators[key] = PartitionEstimator(model_path, spec.estimate_config(estimator))
+    return _worker_estimators[key]
+
+
+def estimate_partition(spec: RunSpec, estimator: str, model_path: str, partition_path: str,
+                       progress: Callable[[int], None] | None = None) -> str:
+    """Stage III for one partition. Its input is checked as ``pz`` checks a catalog (columns, numeric and
+    finite photometry) before the estimator sees a row; its output by the ``photoz_table`` expectations (row
+    count preserved) before it is kept, and its SHA-256 recorded; an output that exists and still has those
+    bytes is kept. Returns the output path.
+
+    Raises
+    ------
+    CatalogError
+        Naming the partition file (or the output file: a full disk), the column and the problem.
+    """
+    output = spec.partition_output(estimator, partition_path)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    expected_rows = open_catalog(partition_path).num_rows
+
+    def check(table: pa.Table, final: Path) -> None:
+        check_table(table, "photoz_table", {"expected_rows": expected_rows}, source=str(final))
+
+    estimator_for_model = _estimator_for(spec, estimator, model_path)
+    return str(_estimate_partition(partition_path, output, estimator_for_model, progress, check=check,
+                                   checksum_path=spec.partition_checksum(estimator, partition_path)))
+
+
+def _estimate_in_worker(params: dict, estimator: str, model_path: str, partition_path: str) -> str:
+    return estimate_partition(RunSpec(**params), estimator, model_path, partition_path)
+
+
+def estimate_all(spec: RunSpec, estimator: str, model_path: str, partitions: list[str], workers: int = 1,
+                 on_partition: Callable[[str], None] | None = None) -> list[str]:
+    """Stage III on the local backend: long-lived worker processes, each loading the model once."""
+    if workers <= 1 or len(partitions) <= 1:
+        outputs = []
+        for partition in partitions:
+            outputs.append(estimate_partition(spec, estimator, model_path, partition))
+            if on_partition:
+                on_partition(partition)
+        return outputs
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(max_workers=min(workers, len(partitions)), mp_context=context) as pool:
+        futures = [pool.submit(_estimate_in_worker, spec.to_params(), estimator, model_path, partition)
+                   for partition in partitions]
+        outputs = []
+        for partition, future in zip(partitions, futures, strict=True):
+            outputs.append(future.result())
+            if on_partition:
+                on_partition(partition)
+    return outputs

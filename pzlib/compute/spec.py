@@ -1,0 +1,167 @@
+"""The params of a pz_compute run (:class:`RunSpec`), checked before any stage starts, and where its outputs go."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from pzlib.cluster.resources import check_resources
+from pzlib.estimate import EstimateConfig
+from pzlib.preprocess import PreprocessConfig
+from pzlib.registry import InvalidInput
+from pzlib.registry.checks import USERNAME_PATTERN, username
+
+_RELEASE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class RunSpec:
+    """A release run of stages I–IV."""
+
+    release: str
+    """Release name (letters, digits, '.', '_', '-')."""
+    input: str
+    """Input catalog: Parquet file or dataset, HATS folder, HDF5, CSV or FITS."""
+    train: str
+    """Training catalog with true redshifts (same column map as the input)."""
+    output: str
+    """Run folder; created if missing."""
+    estimators: list[str] = field(default_factory=lambda: ["fzboost", "bpz"])
+    """Estimators to run: 'fzboost', 'bpz', or installed RAIL estimator class names."""
+    column_map: str | dict = "lsst_mag"
+    """Column map preset ('lsst_mag', 'dm_cmodel', 'dm_gaap') or a dict of ColumnMap fields."""
+    backend: str = "local"
+    """Where stage III runs: 'local' (processes here) or 'slurm'."""
+    partition_rows: int = 150_000
+    """Rows per stage I partition (one stage III job each)."""
+    truth_column: str | None = "redshift"
+    """True-redshift column of the input, for metrics; None when the input has none."""
+    training_truth_column: str = "redshift"
+    """True-redshift column of the training catalog."""
+    rail_options: dict = field(default_factory=dict)
+    """Extra RAIL config per estimator, e.g. {"fzboost": {"nbump": 5}}."""
+    publish: bool = True
+    """Stage IV of the ``pz_compute`` DAG publishes each validation report as a ``validation_results`` product
+    of the PZ Server (the registry ``pzlib.config.load_settings()`` names); ``pz run`` never does."""
+    owner: str | None = None
+    """PZ Server user owning the published products (an existing user); None: the platform user ``pz-compute``."""
+    # --- cluster resources (pzlib.cluster) ---
+    resources: dict = field(default_factory=dict)
+    """Job array resources, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}; see pzlib.cluster.resources."""
+    # --- end cluster resources ---
+
+    def __post_init__(self):
+        if not isinstance(self.release, str) or not _RELEASE_PATTERN.match(self.release):
+            raise ValueError(f"release: {self.release!r} is not a valid name (letters, digits, '.', '_', '-')")
+        for name in ("input", "train", "output"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name}: a path is required")
+        if isinstance(self.estimators, str):
+            self.estimators = [self.estimators]
+        if not self.estimators:
+            raise ValueError("estimators: at least one estimator is required")
+        for estimator in self.estimators:
+            try:
+                EstimateConfig(estimator)
+            except ValueError as error:
+                raise ValueError(f"estimators: {error}") from None
+        if self.backend not in ("local", "slurm"):
+            raise ValueError(f"backend: must be 'local' or 'slurm', got {self.backend!r}")
+        if not isinstance(self.partition_rows, int) or self.partition_rows <= 0:
+            raise ValueError(f"partition_rows: must be a positive integer, got {self.partition_rows!r}")
+        try:
+            self.preprocess_config()
+        except ValueError as error:
+            raise ValueError(f"column_map: {error}") from None
+        unknown = set(self.rail_options) - set(self.estimators)
+        if unknown:
+            raise ValueError(f"rail_options: estimator(s) {', '.join(sorted(unknown))} are not in estimators")
+        if not isinstance(self.publish, bool):
+            raise ValueError(f"publish: must be true or false, got {self.publish!r}")
+        if self.owner is not None:
+            try:
+                username(self.owner)
+            except InvalidInput as error:
+                raise ValueError(f"owner: {error}") from None
+        # --- cluster resources (pzlib.cluster) ---
+        try:
+            check_resources(self.resources, self.estimators)
+        except ValueError as error:
+            raise ValueError(f"resources: {error}") from None
+        # --- end cluster resources ---
+
+    @classmethod
+    def from_params(cls, params: dict) -> RunSpec:
+        """A spec from DAG params / CLI options; raises ValueError naming the bad field."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(params) - known
+        if unknown:
+            raise ValueError(f"{sorted(unknown)[0]}: unknown parameter (known: {', '.join(sorted(known))})")
+        missing = [name for name in ("release", "input", "train", "output") if params.get(name) in (None, "")]
+        if missing:
+            raise ValueError(f"{missing[0]}: required")
+        return cls(**params)
+
+    @classmethod
+    def params_schema(cls) -> dict:
+        """JSON schema of the params (for Airflow's DAG params)."""
+        return {
+            "type": "object",
+            "required": ["release", "input", "train", "output"],
+            "additionalProperties": False,
+            "properties": {
+                "release": {"type": "string", "pattern": _RELEASE_PATTERN.pattern},
+                "input": {"type": "string", "minLength": 1},
+                "train": {"type": "string", "minLength": 1},
+                "output": {"type": "string", "minLength": 1},
+                "estimators": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "column_map": {"type": ["string", "object"]},
+                "backend": {"type": "string", "enum": ["local", "slurm"]},
+                "partition_rows": {"type": "integer", "minimum": 1},
+                "truth_column": {"type": ["string", "null"]},
+                "training_truth_column": {"type": "string"},
+                "rail_options": {"type": "object"},
+                "publish": {"type": "boolean"},
+                "owner": {"type": ["string", "null"], "pattern": USERNAME_PATTERN},
+                "resources": {"type": "object"},  # cluster resources (pzlib.cluster)
+            },
+        }
+
+    def to_params(self) -> dict:
+        return asdict(self)
+
+    @property
+    def output_path(self) -> Path:
+        return Path(self.output)
+
+    def preprocess_config(self, keep_truth: bool = True) -> PreprocessConfig:
+        keep = [self.truth_column] if keep_truth and self.truth_column else []
+        return PreprocessConfig(columns=self.column_map, partition_rows=self.partition_rows, keep_columns=keep)
+
+    def estimate_config(self, estimator: str) -> EstimateConfig:
+        column_map = self.preprocess_config().columns
+        return EstimateConfig(estimator, bands=column_map.bands, truth_column=self.training_truth_column,
+                              rail_options=dict(self.rail_options.get(estimator, {})))
+
+    def model_path(self, estimator: str) -> Path:
+        return self.output_path / "models" / f"{estimator}.pkl"
+
+    def partition_output(self, estimator: str, partition_path: str | os.PathLike) -> Path:
+        return self.output_path / estimator / "partitions" / Path(partition_path).name
+
+    def partition_checksum(self, estimator: str, partition_path: str | os.PathLike) -> Path:
+        """Where the SHA-256 of the partition's photo-z table is recorded: outside the partitions folder, which
+        stays a plain Parquet dataset."""
+        return self.output_path / estimator / "checksums" / f"{Path(partition_path).name}.sha256"
+
+    def catalog_path(self, estimator: str) -> Path:
+        return self.output_path / estimator / "photoz"
+
+    def report_path(self, estimator: str) -> Path:
+        return self.output_path / estimator / "validation"
+
+    def report_display_name(self, estimator: str) -> str:
+        """Name of the estimator's published validation report: what identifies it on a rerun."""
+        return f"{self.release} {estimator} validation"
