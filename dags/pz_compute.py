@@ -20,7 +20,6 @@ cheap (the dag-processor re-parses it every ``min_file_process_interval``).
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,21 +28,11 @@ from airflow.sdk import Param, dag, get_current_context, task, task_group
 from pzlib.cluster.airflow import EstimateArrayOperator
 from pzlib.config import load_settings
 from pzlib.retries import RETRIES_PARAM, RETRIES_PARAM_SCHEMA, TASK_RETRIES, task_retry_args, without_retries
+from pzlib.samples import DC2_TRAINING_FILE, DC2_VALIDATION_FILE, dc2_sample_path
 
 DC2_SAMPLE_RELEASE = "dc2-sample"
 COLUMN_MAP_PRESETS = ("lsst_mag", "dm_cmodel", "dm_gaap")
 """Names of pzlib.catalog.COLUMN_MAPS, spelled out here because importing pzlib.catalog loads pyarrow."""
-
-
-def _dc2_sample_path(file_name: str) -> str:
-    """Path of a file of RAIL's DC2 test data, found without importing RAIL (a namespace package)."""
-    rail_spec = importlib.util.find_spec("rail")
-    rail_dirs = list(rail_spec.submodule_search_locations) if rail_spec else []
-    for rail_dir in rail_dirs:
-        candidate = Path(rail_dir) / "examples_data" / "testdata" / file_name
-        if candidate.exists():
-            return str(candidate)
-    return file_name
 
 
 PARAMS = {
@@ -55,14 +44,14 @@ PARAMS = {
         description="Release name: up to 64 letters, digits, '.', '_', '-'; names the run's products.",
     ),
     "input": Param(
-        _dc2_sample_path("test_dc2_validation_9816.hdf5"),
+        str(dc2_sample_path(DC2_VALIDATION_FILE)),
         type="string",
         minLength=1,
         title="Input catalog",
         description="Object catalog to estimate: Parquet file or folder, HATS folder, HDF5, CSV or FITS.",
     ),
     "train": Param(
-        _dc2_sample_path("test_dc2_training_9816.hdf5"),
+        str(dc2_sample_path(DC2_TRAINING_FILE)),
         type="string",
         minLength=1,
         title="Training catalog",
