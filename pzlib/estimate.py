@@ -262,7 +262,8 @@ def _numpy_columns(table: pa.Table | pa.RecordBatch) -> dict[str, np.ndarray]:
     return {name: np.array(table.column(name).to_numpy(zero_copy_only=False)) for name in table.column_names}
 
 
-def _unique_stage_name(prefix: str) -> str:
+def unique_stage_name(prefix: str) -> str:
+    """A RAIL stage name of its own: RAIL keeps every stage by name, so two stages of one name would clash."""
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
@@ -312,7 +313,7 @@ def train(training_path: str | os.PathLike, model_path: str | os.PathLike, confi
     with tempfile.TemporaryDirectory(dir=model_path.parent, prefix=".train-") as workdir:
         staged_model = Path(workdir) / "model.pkl"
         informer = config.classes.informer.make_stage(
-            name=_unique_stage_name(f"inform_{config.estimator}"), model=str(staged_model),
+            name=unique_stage_name(f"inform_{config.estimator}"), model=str(staged_model),
             **config.stage_options(),
         )
         informer.inform(_numpy_columns(table))
@@ -367,7 +368,7 @@ class PartitionEstimator:
             if self.config.estimator == "fzboost":
                 options.setdefault("calculated_point_estimates", ["mode"])
             stage = self.config.classes.estimator.make_stage(
-                name=_unique_stage_name(f"estimate_{self.config.estimator}"), model=str(self.model_path), **options,
+                name=unique_stage_name(f"estimate_{self.config.estimator}"), model=str(self.model_path), **options,
             )
             # One long-lived stage replaces its output on every batch; RAIL's per-stage store must allow it.
             object.__setattr__(stage.data_store, "allow_overwrite", True)

@@ -106,7 +106,7 @@ class PreprocessConfig:
             if missing:
                 raise ValueError(f"no SFD extinction coefficient for band(s) {', '.join(missing)}")
         for expression in self.filters:
-            _parse_filter(expression)
+            parse_filter(expression)
 
     def input_columns(self, available: list[str] | None = None) -> list[str]:
         """Every input column stage I reads; sky positions only when ``available`` has them (or is None)."""
@@ -117,7 +117,7 @@ class PreprocessConfig:
         if self.deredden:
             columns.append(self.columns.ebv_column)
         columns += [c for c in self.keep_columns if c not in columns]
-        columns += [name for expression in self.filters for name in [_parse_filter(expression)[0]]
+        columns += [name for expression in self.filters for name in [parse_filter(expression)[0]]
                     if name not in columns and not name.startswith("mag_")]
         return columns
 
@@ -127,7 +127,7 @@ class PreprocessConfig:
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _parse_filter(expression: str) -> tuple[str, object, float | None]:
+def parse_filter(expression: str) -> tuple[str, object, float | None]:
     """``(column, comparison, value)`` of a filter; a bare column name means 'is true'."""
     if re.fullmatch(r"\s*\w+\s*", expression):
         return expression.strip(), None, None
@@ -191,14 +191,14 @@ def clean_batch(batch: pa.RecordBatch | pa.Table, config: PreprocessConfig, sour
     for name in config.keep_columns:
         out[name] = batch.column(name)
     for expression in config.filters:
-        name = _parse_filter(expression)[0]
+        name = parse_filter(expression)[0]
         if name not in out:
             out[name] = batch.column(name)
     table = pa.table(out)
     mask = _filter_mask(table, config, source)
     if mask is not None:
         table = table.filter(mask)
-    extra = [_parse_filter(e)[0] for e in config.filters]
+    extra = [parse_filter(e)[0] for e in config.filters]
     drop = [name for name in extra if name not in config.keep_columns and not name.startswith("mag_")]
     return table.drop_columns([name for name in dict.fromkeys(drop) if name in table.column_names])
 
@@ -238,7 +238,7 @@ def _numeric(batch: pa.RecordBatch | pa.Table, name: str, source: str) -> np.nda
 def _filter_mask(table: pa.Table, config: PreprocessConfig, source: str) -> pa.Array | None:
     mask = None
     for expression in config.filters:
-        name, comparison, value = _parse_filter(expression)
+        name, comparison, value = parse_filter(expression)
         column = table.column(name)
         if comparison is None:
             if not pa.types.is_boolean(column.type):

@@ -2,7 +2,7 @@
 DAGs or the plugin, and no private name is used across modules.
 
 The floors and the Airflow rule are import-linter contracts in pyproject.toml (``lint-imports``); the open
-exceptions are listed there and below, each with what removes it. Imports inside functions count: the contracts
+exceptions are listed there, each with what removes it. Imports inside functions count: the contracts
 see every import statement of a module, which the last test shows on a copy of pzlib with one added.
 """
 
@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import grimp
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
-
-PRIVATE_NAMES_USED_ACROSS_MODULES = {
-    # issue 14: removed when the filter parser is public in preprocess (or its own module) for CRC's conditions.
-    ("pzlib.crossmatch.flags", "pzlib.preprocess", "_parse_filter"),
-    # issue 14: removed when estimate names stages through a public helper the benchmark can call.
-    ("pzlib.bench.compare", "pzlib.estimate", "_unique_stage_name"),
-}
-"""(importing module, imported module, name): the private names still used across modules."""
 
 
 def lint_imports(root: Path) -> subprocess.CompletedProcess:
@@ -40,6 +34,16 @@ def test_the_import_contracts_are_kept():
     result = lint_imports(CHECKOUT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Contracts: 2 kept, 0 broken." in result.stdout
+
+
+def test_every_pzlib_module_is_on_a_floor():
+    with open(CHECKOUT / "pyproject.toml", "rb") as pyproject:
+        contracts = tomllib.load(pyproject)["tool"]["importlinter"]["contracts"]
+    layers = next(contract["layers"] for contract in contracts if contract["id"] == "floors")
+    on_a_floor = {name.strip() for layer in layers for name in re.split(r"[:|]", layer)}
+    top_level = {f"pzlib.{path.stem}" for path in (CHECKOUT / "pzlib").iterdir()
+                 if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()}
+    assert top_level - on_a_floor == set(), "put the module on its floor in pyproject.toml's floors contract"
 
 
 def test_pzlib_never_imports_the_dags_or_the_plugin():
@@ -78,9 +82,7 @@ def private_names_used_across_modules(package: Path) -> set[tuple[str, str, str]
 
 
 def test_no_new_private_name_is_used_across_modules():
-    used = private_names_used_across_modules(CHECKOUT / "pzlib")
-    assert used - PRIVATE_NAMES_USED_ACROSS_MODULES == set(), "use a public name, or make it one"
-    assert PRIVATE_NAMES_USED_ACROSS_MODULES - used == set(), "an exception is gone: remove it from the list"
+    assert private_names_used_across_modules(CHECKOUT / "pzlib") == set(), "use a public name, or make it one"
 
 
 def test_an_upward_import_inside_a_function_breaks_the_floors(tmp_path):

@@ -105,7 +105,7 @@ def run_stock(estimator: str, model_path: Path, input_path: Path, output_path: P
     """Stock RAIL, file → file, in this process; the figures of this module's timing, and zmode."""
     import qp
 
-    from pzlib.estimate import EstimateConfig, _unique_stage_name
+    from pzlib.estimate import EstimateConfig, unique_stage_name
 
     config = EstimateConfig(estimator)
     options = {**config.stage_options(), "hdf5_groupname": "photometry"}
@@ -113,7 +113,7 @@ def run_stock(estimator: str, model_path: Path, input_path: Path, output_path: P
         options["calculated_point_estimates"] = ["mode"]
     output_path.unlink(missing_ok=True)
     clock = _Clock()
-    stage = config.classes.estimator.make_stage(name=_unique_stage_name(f"stock_{estimator}"),
+    stage = config.classes.estimator.make_stage(name=unique_stage_name(f"stock_{estimator}"),
                                                 model=str(model_path), input=str(input_path),
                                                 output=str(output_path), **options)
     # RAIL's run() loads the model, opens the input, then _initialize_run() (BPZ: the templates), then

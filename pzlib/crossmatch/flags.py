@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pzlib.preprocess import parse_filter
+
 HOMOGENIZED_FLAGS = (0, 1, 2, 3, 4)
 """4 secure (≥ 99%), 3 ≥ 95%, 2 ≥ 75%, 1 ≥ 50%, 0 failed or not a galaxy redshift."""
 CONDITION_COLUMNS = ("z", "z_err", "z_flag")
@@ -162,11 +164,9 @@ def _homogenized(survey: str, where: str, value) -> int:
 
 
 def _comparison(where: str, expression) -> tuple[str, Callable, float]:
-    from pzlib.preprocess import _parse_filter
-
     if not isinstance(expression, str):
         raise ValueError(f"{where}: comparison must be text like 'z_err < 0.0005', got {expression!r}")
-    column, compare, value = _parse_filter(expression)
+    column, compare, value = parse_filter(expression)
     if compare is None:
         raise ValueError(f"{where}: {expression!r} is not a comparison like 'z_err < 0.0005'")
     if column not in CONDITION_COLUMNS:
