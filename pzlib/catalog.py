@@ -157,7 +157,7 @@ class CatalogReader:
         if not batches:
             schema = self.schema if columns is None else pa.schema([self.schema.field(c) for c in columns])
             return schema.empty_table()
-        return pa.Table.from_batches(batches)
+        return pa.Table.from_batches(batches).replace_schema_metadata(self.schema.metadata)
 
 
 def open_catalog(
@@ -244,8 +244,9 @@ def _open_hats(path: Path):
         catalog = catalog.main_catalog
     dataset = ds.dataset(Path(catalog.catalog_base_dir) / "dataset", format=_page_checked_parquet(),
                          exclude_invalid_files=True)
-    # HATS adds Norder/Dir/Npix as hive partition columns; the catalog's own columns are what users see.
-    schema = dataset.schema
+    # HATS adds Norder/Dir/Npix as hive partition columns; the catalog's own columns are what users see. The
+    # table's schema metadata is the catalog's (_common_metadata), which partitions written by lsdb lack.
+    schema = dataset.schema.with_metadata(catalog.schema.metadata) if catalog.schema.metadata else dataset.schema
     num_rows = int(catalog.catalog_info.total_rows or dataset.count_rows())
 
     def batches(columns, batch_rows):
@@ -742,6 +743,16 @@ def write_parquet(table: pa.Table, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def _keep_schema_metadata(catalog_path: Path, metadata: dict[bytes, bytes] | None) -> None:
+    """Record the table's schema metadata (a photo-z table's qp PDF description) in every ``_common_metadata``
+    of a catalog lsdb wrote: lsdb writes the partitions from pandas, which drops it."""
+    if not metadata:
+        return
+    for common in catalog_path.rglob("_common_metadata"):
+        schema = pq.read_schema(common)
+        pq.write_metadata(schema.with_metadata({**(schema.metadata or {}), **metadata}), common)
+
+
 def write_hats(
     table: pa.Table,
     path: str | os.PathLike,
@@ -751,6 +762,7 @@ def write_hats(
 ) -> Path:
     """Write ``table`` as a HATS catalog folder (via lsdb), atomically: built aside, then renamed."""
     import lsdb
+    import pandas as pd
 
     path = Path(path)
     for column in (ra_column, dec_column):
@@ -761,12 +773,15 @@ def write_hats(
     temporary_path, lock = _temporary_sibling(path, folder=True)
     try:
         catalog = lsdb.from_dataframe(
-            table.to_pandas(),
+            # A fixed-size binary column (a photo-z table's ``pdf``) stays fixed-size, not Python bytes.
+            table.to_pandas(types_mapper=lambda kind: pd.ArrowDtype(kind) if pa.types.is_fixed_size_binary(kind)
+                            else None),
             catalog_name=catalog_name or path.name,
             ra_column=ra_column,
             dec_column=dec_column,
         )
         catalog.write_catalog(temporary_path, write_table_kwargs={"write_page_checksum": True})
+        _keep_schema_metadata(temporary_path, table.schema.metadata)
         if path.exists():
             shutil.rmtree(path)
         os.replace(temporary_path, path)

@@ -9,7 +9,9 @@ import sys
 import pyarrow.parquet as pq
 import pytest
 
+from pzlib import pdf
 from pzlib.catalog import write_parquet
+from pzlib.validate.expectations import check_table
 
 
 def pz(*args: str) -> subprocess.CompletedProcess:
@@ -38,6 +40,9 @@ def test_run_writes_one_row_per_object_with_id_and_zmode(dc2_paths, dc2_300, tmp
     line = result.stdout.strip().splitlines()[-1]
     assert line.startswith("run: 300 rows") and "objects/s" in line and str(output) in line
     assert "σ_NMAD" in line
+    # The export is a photo-z table as qp and the GX suite read it: its PDFs keep their description and type.
+    assert pdf.storage_metadata(table.schema)["column"] == "pdf"
+    check_table(table, "photoz_table", {"expected_rows": 300}, source=output.name)
 
 
 def test_run_to_a_dataset_folder(dc2_paths, dc2_slice, tmp_path):
