@@ -34,6 +34,7 @@ from airflow.sdk import BaseHook, BaseOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from pzlib.cluster.backend import DEFAULT_POLL_INTERVAL_S, ArrayHandle, JobBackend, TaskState
+from pzlib.retries import without_retries
 
 DEFAULT_CONN_ID = "pz_slurm"
 
@@ -181,7 +182,7 @@ class EstimateArrayOperator(BaseOperator):
         from pzlib.cluster.estimate_array import EstimateArray
         from pzlib.compute.spec import RunSpec
 
-        spec = RunSpec.from_params(dict(context["params"]))
+        spec = RunSpec.from_params(without_retries(context["params"]))
         ti = context["ti"]
         owner = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}[{ti.map_index}]#{ti.try_number}"
         context["map_label"] = self.model["estimator"]
