@@ -18,7 +18,9 @@ from pzlib.samples import dc2_sample_paths
 DATA_DIR = Path(__file__).parent / "data"
 
 # Fixture modules of tests/fixtures/ that several test folders share.
-pytest_plugins = ["fixtures.airflow", "fixtures.cluster", "fixtures.crossmatch", "fixtures.registry"]
+pytest_plugins = [
+    "fixtures.airflow", "fixtures.cluster", "fixtures.crossmatch", "fixtures.registry", "fixtures.s3",
+]
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from moto.server import ThreadedMotoServer
+from fixtures.s3 import S3_CREDENTIALS
 
 from pzlib.storage import (
     InvalidKey,
@@ -29,7 +29,6 @@ from pzlib.storage import (
 )
 from pzlib.storage.s3 import MIN_PART_SIZE
 
-S3_CREDENTIALS = {"access_key_id": "testing", "secret_access_key": "testing", "region_name": "us-east-1"}
 CONTENT = bytes(range(256)) * 4  # 1 KiB, every byte value
 
 
@@ -49,16 +48,6 @@ class FailingStream(io.RawIOBase):
         buffer[:count] = b"x" * count
         self._remaining -= count
         return count
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """URL of a moto S3 server running for the whole session."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(scope="session")

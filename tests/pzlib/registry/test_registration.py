@@ -6,13 +6,11 @@ from __future__ import annotations
 import io
 import uuid
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from moto.server import ThreadedMotoServer
 
 from pzlib.registry import InvalidInput, NotFound, ProductStatus, Registry, User
 from pzlib.registry.archives import ProductArchives
@@ -21,15 +19,6 @@ from pzlib.registry.registration import FileTooLarge, ProductFiles, inspect_tabl
 from pzlib.storage import Storage, StorageConfig, open_storage
 
 DATA_DIR = Path(__file__).parents[2] / "data"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture(params=["local", "s3"])
