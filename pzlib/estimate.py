@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 
@@ -92,6 +92,73 @@ PHOTOZ_DICTIONARY_COLUMNS = ["zmode"]
 """Columns of a photo-z table worth dictionary-encoding in Parquet: zmode takes grid values; the other point
 estimates are byte-stream-split, ids and the cdf8 PDFs (one binary value per object) stored plain for zstd."""
 PROVENANCE_KEY = b"pz.provenance"
+PHOTOZ_ID_COLUMN = "id"
+"""The object id: unique in a photo-z table, the key of the delivered catalog."""
+
+
+@dataclass(frozen=True)
+class ColumnDescription:
+    """What one column of a delivered photo-z table holds, in the IVOA terms catalog descriptions use (Felis,
+    VOTable, TAP). The table is made here, so this is the one place that describes its columns."""
+
+    description: str
+    """What the column holds, for a user of the catalog."""
+    ucd: str
+    """IVOA UCD (UCD1+ controlled vocabulary)."""
+    unit: str | None = None
+    """IVOA unit; None where none applies (identifiers, redshifts, encoded PDFs)."""
+    principal: bool = True
+    """Whether a TAP service shows it by default (TAP_SCHEMA ``principal``)."""
+
+
+PHOTOZ_COLUMNS = {
+    PHOTOZ_ID_COLUMN: ColumnDescription("Object identifier, copied from the input catalog; unique in the table.",
+                                        "meta.id;meta.main"),
+    "ra": ColumnDescription("Right ascension of the object, copied from the input catalog.",
+                            "pos.eq.ra;meta.main", "deg"),
+    "dec": ColumnDescription("Declination of the object, copied from the input catalog.",
+                             "pos.eq.dec;meta.main", "deg"),
+    "zmode": ColumnDescription("Photometric redshift at the maximum of the object's PDF: the estimator's own mode "
+                               "(BPZ's posterior argmax, FlexZBoost's grid argmax) or the PDF grid argmax.",
+                               "src.redshift.phot"),
+    "zmean": ColumnDescription("Mean photometric redshift of the object's PDF (BPZ: its own posterior mean).",
+                               "src.redshift.phot;stat.mean"),
+    "zmedian": ColumnDescription("Median photometric redshift: where the object's CDF on the PDF grid reaches 0.5.",
+                                 "src.redshift.phot;stat.median"),
+    "z_p16": ColumnDescription("16th percentile of the object's photometric redshift PDF (CDF on the grid at "
+                               "0.16, linear between grid points).", "src.redshift.phot;stat.percentile"),
+    "z_p84": ColumnDescription("84th percentile of the object's photometric redshift PDF (CDF on the grid at "
+                               "0.84, linear between grid points).", "src.redshift.phot;stat.percentile"),
+    pdf.PDF_COLUMN: ColumnDescription("Photometric redshift probability distribution of the object on the "
+                                      "estimator's redshift grid.", "stat.probability;src.redshift.phot",
+                                      principal=False),
+    # HATS' spatial index (hats.pixel_math.spatial_index.SPATIAL_INDEX_COLUMN), added when the catalog is
+    # assembled as HATS; spelled out because importing hats costs 1.5 s on every estimate worker.
+    "_healpix_29": ColumnDescription("HEALPix pixel of the object at order 29, nested scheme (HATS spatial "
+                                     "index), from ra and dec.", "pos.healpix", principal=False),
+}
+"""Every column a delivered photo-z table (Parquet or HATS) may have, with what it holds."""
+
+
+def photoz_column_descriptions(schema: pa.Schema) -> dict[str, ColumnDescription]:
+    """The description of every column of the photo-z table ``schema``, in its order; the ``pdf`` column's
+    says how it is stored and on which grid, from the table's schema metadata.
+
+    Raises
+    ------
+    ValueError
+        A column that is not one of a photo-z table's, or a table without its PDF metadata.
+    """
+    unknown = [name for name in schema.names if name not in PHOTOZ_COLUMNS]
+    if unknown:
+        raise ValueError(f"column(s) {', '.join(unknown)} are not columns of a photo-z table "
+                         f"(known: {', '.join(PHOTOZ_COLUMNS)})")
+    descriptions = {name: PHOTOZ_COLUMNS[name] for name in schema.names}
+    if pdf.PDF_COLUMN in descriptions:
+        stored = descriptions[pdf.PDF_COLUMN]
+        storage = pdf.describe_storage(pdf.storage_metadata(schema))
+        descriptions[pdf.PDF_COLUMN] = replace(stored, description=f"{stored.description} {storage}")
+    return descriptions
 
 
 @dataclass(frozen=True)

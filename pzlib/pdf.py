@@ -181,6 +181,33 @@ def storage_metadata(schema: pa.Schema) -> dict:
     return recorded
 
 
+def describe_storage(recorded: dict) -> str:
+    """How the ``pdf`` column of :func:`storage_metadata` ``recorded`` encodes each PDF, and on which grid, in
+    words: what a catalog description (Felis, VOTable) tells a reader who has no pzlib.
+
+    Examples
+    --------
+    >>> describe_storage(json.loads(qp_metadata(np.linspace(0.0, 3.0, 301))[QP_METADATA_KEY]))[:60]
+    'Stored as cdf8: 301 bytes per object, the uint8 increments o'
+    """
+    grid = np.asarray(recorded["xvals"], dtype=np.float64)
+    steps = np.diff(grid)
+    if steps.size and np.allclose(steps, steps[0], rtol=1e-6, atol=0.0):
+        grid_text = f"{grid.size} redshifts from {grid[0]:g} to {grid[-1]:g} in steps of {steps[0]:.6g}"
+    else:
+        grid_text = f"{grid.size} redshifts from {grid[0]:g} to {grid[-1]:g}, not evenly spaced"
+    if recorded["representation"] == "cdf8":
+        levels = recorded["levels"]
+        encoding = (f"{grid.size} bytes per object, the uint8 increments of the cumulative distribution at the grid "
+                    f"points, so that the running sum of the first k bytes divided by {levels} is the CDF at the "
+                    f"k-th grid redshift (to within 1/{2 * levels}); qp 'hist' with the grid intervals as bins")
+    else:
+        encoding = (f"{grid.size} little-endian float32 values ({4 * grid.size} bytes) per object, the PDF at the "
+                    f"grid points; qp 'interp'")
+    return (f"Stored as {recorded['representation']}: {encoding}. Grid: {grid_text}. The grid and representation "
+            f"are also in the Parquet schema metadata key '{QP_METADATA_KEY.decode()}'.")
+
+
 def grid_from_schema(schema: pa.Schema) -> np.ndarray:
     """The redshift grid recorded in a photo-z table's schema."""
     return np.asarray(storage_metadata(schema)["xvals"])
