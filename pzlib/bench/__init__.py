@@ -6,7 +6,8 @@
 - the benchmarks of scripts/bench_*.py, each a module here run by that script: :mod:`~pzlib.bench.fastpaths`
   (stock stages vs the fast paths), :mod:`~pzlib.bench.validation` (validation vs estimate),
   :mod:`~pzlib.bench.crossmatch` (the TSM task path vs lsdb), :mod:`~pzlib.bench.cluster` (Slurm submission and
-  polling) and :mod:`~pzlib.bench.airflow_tasks` (the local Airflow backend's per-task overhead).
+  polling), :mod:`~pzlib.bench.transfer` (delivery to S3 vs an ``upload_file`` loop) and
+  :mod:`~pzlib.bench.airflow_tasks` (the local Airflow backend's per-task overhead).
 
 This is a face of the platform, like the ``pz`` command: nothing else in pzlib imports it.
 """
