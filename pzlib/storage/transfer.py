@@ -349,7 +349,10 @@ def deliver(
 
     if to_copy and delivered is not None:
         # A manifest at the destination means "complete and verified"; it comes back once that is true again.
-        client.delete_object(Bucket=bucket, Key=join_key(prefix, MANIFEST_KEY))
+        try:
+            client.delete_object(Bucket=bucket, Key=join_key(prefix, MANIFEST_KEY))
+        except ClientError as error:
+            raise _destination_error(error, client, url) from error
     aborted = _abort_unfinished_uploads(client, bucket, prefix, url)
     if aborted:
         say(f"{url}: aborted {aborted} unfinished multipart upload(s) of an earlier delivery")
