@@ -2,7 +2,8 @@
 
 One entry point per direction: :func:`open_catalog` reads Parquet (file or dataset folder), HATS (hats/lsdb),
 HDF5 (tables_io layout, including RAIL's ``photometry`` group), CSV (any delimiter, with or without a header),
-FITS and VOTable, and gives the schema, the row count and an iterator of record batches, so a billion-row catalog
+FITS and VOTable — local, or a Parquet file, dataset or HATS catalog at an ``s3://`` or ``http(s)://`` URL — and
+gives the schema, the row count and an iterator of record batches, so a billion-row catalog
 never has to fit in memory; what a file is, and the checks that keep a reader inside its bytes, come from
 :mod:`pzlib.tables`.
 :func:`write_parquet` and :func:`write_hats` write atomically. :class:`ColumnMap` says which columns hold
@@ -30,6 +31,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pzlib.storage.remote_catalogs import (
+    CatalogUnreachable,
+    RemoteCatalog,
+    is_url,
+    locate_catalog,
+    remote_identity,
+)
+from pzlib.storage.s3_access import S3Access
 from pzlib.tables import (
     FITS_SIGNATURE,
     CatalogError,
@@ -122,7 +131,8 @@ def column_map(name_or_map: str | dict | ColumnMap) -> ColumnMap:
 class CatalogReader:
     """An opened catalog: its schema, row count and a stream of record batches."""
 
-    path: Path
+    path: Path | str
+    """The file or folder, or the URL (``s3://``, ``https://``) the catalog was opened from."""
     format: str
     schema: pa.Schema
     num_rows: int
@@ -161,18 +171,23 @@ class CatalogReader:
 
 
 def open_catalog(
-    path: str | os.PathLike, hdf5_group: str | None = None, csv_dialect: CsvDialect | None = None
+    path: str | os.PathLike, hdf5_group: str | None = None, csv_dialect: CsvDialect | None = None,
+    s3: S3Access | None = None,
 ) -> CatalogReader:
     """Open a catalog for streaming reads.
 
     Parameters
     ----------
-    path : path-like
-        A Parquet file or dataset folder, a HATS catalog folder, an HDF5, CSV, FITS or VOTable file.
+    path : path-like or str
+        A Parquet file or dataset folder, a HATS catalog folder, an HDF5, CSV, FITS or VOTable file; or a URL:
+        ``s3://bucket/key.parquet``, ``s3://bucket/prefix/`` (a Parquet dataset or a HATS catalog), or the
+        ``https://`` (``http://``) URL of a HATS catalog (:mod:`pzlib.storage.remote_catalogs`).
     hdf5_group : str, optional
         HDF5 group holding the columns; by default RAIL's ``photometry`` group when present, else the root.
     csv_dialect : CsvDialect, optional
         How a CSV file is written; by default :func:`pzlib.tables.sniff_csv` finds out.
+    s3 : S3Access, optional
+        How ``s3://`` URLs are reached; by default the platform's settings (``PZ_S3_*``).
 
     Returns
     -------
@@ -181,7 +196,10 @@ def open_catalog(
     Raises
     ------
     CatalogError
-        When the file is missing, empty, corrupt or of an unknown format.
+        When the file is missing, empty, corrupt or of an unknown format; a URL of an unsupported scheme, a missing
+        bucket, key or prefix, refused credentials, no catalog at the URL.
+    CatalogUnreachable
+        The URL's endpoint or server cannot be reached (an OSError: a later try may succeed).
 
     Examples
     --------
@@ -189,6 +207,8 @@ def open_catalog(
     >>> reader.num_rows, reader.column_names[:2]  # doctest: +SKIP
     (20449, ['id', 'mag_err_g_lsst'])
     """
+    if is_url(path):
+        return _open_remote(locate_catalog(path, s3))
     path = Path(path)
     if not path.exists():
         raise CatalogError(path, "no such file or folder")
@@ -212,6 +232,47 @@ def open_catalog(
     if num_rows == 0:
         raise CatalogError(path, "the table has no rows")
     return CatalogReader(path, catalog_format, schema, num_rows, batches)
+
+
+def input_identity(source: str | os.PathLike, s3: S3Access | None = None) -> dict:
+    """What a run records of its input, so that a rerun on a changed input does not reuse what was made from the
+    old one: a local file's or folder's resolved path, size and modification time; for a URL, the size and ETag of
+    every object under it (:func:`~pzlib.storage.remote_catalogs.remote_identity`).
+
+    Raises
+    ------
+    CatalogError, CatalogUnreachable
+        As :func:`open_catalog` for a missing input or a bad URL.
+    """
+    if is_url(source):
+        return remote_identity(source, s3)
+    path = Path(source)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise CatalogError(path, "no such file or folder") from None
+    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def _open_remote(remote: RemoteCatalog) -> CatalogReader:
+    """A catalog at a URL, its Parquet files streamed through pyarrow's dataset scanner (several read at once)."""
+    import pyarrow.dataset as ds
+
+    try:
+        dataset = ds.dataset(remote.paths, filesystem=remote.filesystem, format=_page_checked_parquet())
+        schema = dataset.schema.with_metadata(remote.schema_metadata) if remote.schema_metadata else dataset.schema
+        num_rows = remote.total_rows or dataset.count_rows()
+    except (CatalogError, CatalogUnreachable):
+        raise
+    except Exception as error:  # any reader's own error means a file is corrupt for us
+        raise CatalogError(remote.url, f"not a readable {remote.format} catalog: {error}") from error
+    if num_rows == 0:
+        raise CatalogError(remote.url, "the table has no rows")
+
+    def batches(columns, batch_rows):
+        yield from dataset.to_batches(columns=columns, batch_size=batch_rows)
+
+    return CatalogReader(remote.url, remote.format, schema, num_rows, batches)
 
 
 def _page_checked_parquet():

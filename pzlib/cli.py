@@ -145,16 +145,19 @@ def _run_with_progress(spec, workers: int | None) -> dict:
     from pzlib.compute.assemble import assemble
     from pzlib.compute.estimate_partitions import estimate_all
     from pzlib.compute.train import train_model
+    from pzlib.config import load_settings
+    from pzlib.storage.s3_access import S3Access
 
     workers = workers or os.cpu_count() or 1
-    open_catalog(spec.train)
+    s3 = S3Access.from_settings(load_settings())  # s3:// inputs: endpoint and keys from PZ_S3_*, never the params
+    open_catalog(spec.train, s3=s3)  # both catalogs checked (and a URL's store reached) before any work
     with _progress() as progress:
-        stage1 = progress.add_task("stage I    acquire", total=open_catalog(spec.input).num_rows)
-        partitions = acquire(spec, lambda n: progress.advance(stage1, n))
+        stage1 = progress.add_task("stage I    acquire", total=open_catalog(spec.input, s3=s3).num_rows)
+        partitions = acquire(spec, lambda n: progress.advance(stage1, n), s3=s3)
         results = {}
         for estimator in spec.estimators:
             training = progress.add_task(f"stage II   train {estimator}", total=1)
-            model_path = train_model(spec, estimator)
+            model_path = train_model(spec, estimator, s3=s3)
             progress.advance(training)
             stage3 = progress.add_task(f"stage III  estimate {estimator}", total=len(partitions))
             outputs = estimate_all(spec, estimator, model_path, partitions, workers,
@@ -320,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     rn = commands.add_parser("run", help="all stages: train, clean, estimate, assemble")
     rn.add_argument("--train", required=True)
-    rn.add_argument("--input", required=True)
+    rn.add_argument("--input", required=True,
+                    help="input catalog: a local path, s3://bucket/key.parquet, s3://bucket/prefix/ or an https:// "
+                         "HATS URL")
     estimator_option(rn)
     rn.add_argument("--output", required=True, help="photo-z table: a .parquet file or a dataset folder")
     rn.add_argument("--workdir", help="run folder for intermediate outputs (default: hidden sibling of OUTPUT)")

@@ -47,6 +47,16 @@ class Settings:
     """Longest product description the PZ Server stores (HTTP 400 beyond); every listing serves it."""
     search_terms_limit: int = 50
     """Most filter values and search words in one product listing query, all filters together (HTTP 400 beyond)."""
+    s3_endpoint_url: str = ""
+    """Endpoint of the S3-compatible store that ``s3://`` inputs of ``pz`` are read from (``PZ_S3_ENDPOINT_URL``);
+    empty: AWS itself. ``pz`` never takes an endpoint or keys from a run's params."""
+    s3_region: str = ""
+    """Region of that store (``PZ_S3_REGION``); empty: boto3's own lookup."""
+    s3_access_key_id: str = field(default="", repr=False)
+    """Access key for ``s3://`` inputs (``PZ_S3_ACCESS_KEY_ID``); empty: boto3's own lookup (environment, config
+    files, instance role)."""
+    s3_secret_access_key: str = field(default="", repr=False)
+    """Secret key, with ``s3_access_key_id`` (``PZ_S3_SECRET_ACCESS_KEY``)."""
 
     def __post_init__(self):
         if self.backend not in ("local", "slurm"):

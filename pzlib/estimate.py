@@ -46,6 +46,7 @@ from pzlib.catalog import (
     check_writable,
     checksum_problem,
     file_sha256,
+    input_identity,
     open_catalog,
     read_json_record,
     verify_parquet_pages,
@@ -60,6 +61,8 @@ from pzlib.preprocess import (
     output_error_column,
     output_mag_column,
 )
+from pzlib.storage.remote_catalogs import is_url
+from pzlib.storage.s3_access import S3Access
 
 BUILTIN_ESTIMATORS = {
     "fzboost": ("rail.estimation.algos.flexzboost", "FlexZBoostInformer", "FlexZBoostEstimator"),
@@ -336,25 +339,31 @@ def unique_stage_name(prefix: str) -> str:
 
 def train(training_path: str | os.PathLike, model_path: str | os.PathLike, config: EstimateConfig,
           preprocess_config: PreprocessConfig | None = None,
-          check: Callable[[pa.Table], None] | None = None) -> Path:
+          check: Callable[[pa.Table], None] | None = None, s3: S3Access | None = None) -> Path:
     """Train ``config.estimator`` with its RAIL informer on a training catalog; store the model atomically.
 
-    The training catalog goes through stage I cleaning first (same column map and sentinel as the data it
-    will estimate), then ``check(table)`` if given (e.g. the training-set expectations). A model whose sidecar
-    records the same training file and config, and the SHA-256 of the model's bytes, is reused; one whose bytes
-    changed is trained again (and the log says so).
+    The training catalog (a local path or a URL :func:`~pzlib.catalog.open_catalog` reads; ``s3`` reaches an
+    ``s3://`` one, by default as the settings say) goes through stage I cleaning first (same column map and
+    sentinel as the data it will estimate), then ``check(table)`` if given (e.g. the training-set expectations). A
+    model whose sidecar records the same training file (for a URL: every object's size and ETag) and config, and
+    the SHA-256 of the model's bytes, is reused; one whose bytes changed is trained again (and the log says so).
 
     Raises
     ------
     CatalogError
         When the training catalog cannot be read or lacks a column (e.g. the truth column).
     """
-    training_path, model_path = Path(training_path), Path(model_path)
+    model_path = Path(model_path)
     preprocess_config = preprocess_config or PreprocessConfig()
     sidecar = model_path.with_suffix(model_path.suffix + ".json")
+    if is_url(training_path):
+        training = {"training": input_identity(training_path, s3)}
+    else:
+        training_path = Path(training_path)
+        training = {"training": str(training_path.resolve()),
+                    "training_size": training_path.stat().st_size if training_path.is_file() else None}
     identity = {
-        "training": str(training_path.resolve()),
-        "training_size": training_path.stat().st_size if training_path.is_file() else None,
+        **training,
         "estimate_config": config.model_fingerprint(),
         "preprocess_config": preprocess_config.fingerprint(),
     }
@@ -369,7 +378,7 @@ def train(training_path: str | os.PathLike, model_path: str | os.PathLike, confi
     check_writable(model_path)
     cleaning = PreprocessConfig(**{**asdict(preprocess_config), "filters": list(preprocess_config.filters),
                                    "keep_columns": [config.truth_column]})
-    reader = open_catalog(training_path)
+    reader = open_catalog(training_path, s3=s3)
     input_columns = cleaning.input_columns(reader.column_names)
     reader.require_columns(input_columns)
     table = pa.concat_tables(

@@ -37,10 +37,12 @@ from pzlib.catalog import (
     check_writable,
     column_map,
     file_sha256,
+    input_identity,
     open_catalog,
     read_json_record,
     write_text_atomically,
 )
+from pzlib.storage.s3_access import S3Access
 
 log = logging.getLogger(__name__)
 
@@ -256,20 +258,16 @@ def partition_path(output_dir: str | os.PathLike, index: int) -> Path:
     return Path(output_dir) / f"part-{index:05d}.parquet"
 
 
-def _input_identity(path: Path) -> dict:
-    stat = path.stat()
-    return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def completed_partitions(output_dir: str | os.PathLike, input_path: str | os.PathLike,
+def completed_partitions(output_dir: str | os.PathLike, identity: dict,
                          config: PreprocessConfig) -> list[Path] | None:
-    """The partitions of a finished stage I for this input and config, or None if it must (re)run: each one
-    must still have the bytes whose SHA-256 the manifest recorded (a damaged one is logged)."""
+    """The partitions of a finished stage I for the input of this ``identity`` (:func:`pzlib.catalog.input_identity`)
+    and this config, or None if it must (re)run: each one must still have the bytes whose SHA-256 the manifest
+    recorded (a damaged one is logged)."""
     manifest_path = Path(output_dir) / MANIFEST_NAME
     manifest = read_json_record(manifest_path)
     if manifest is None:
         return None
-    if manifest.get("input") != _input_identity(Path(input_path)) or manifest.get("config") != config.fingerprint():
+    if manifest.get("input") != identity or manifest.get("config") != config.fingerprint():
         return None
     if "sha256" not in manifest:
         log.warning("%s records no checksums (an older stage I): recomputing stage I", manifest_path)
@@ -293,13 +291,15 @@ def _commit(writer: AtomicParquetWriter, check: Callable[[pa.Table, Path], None]
 
 
 def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, config: PreprocessConfig,
-               progress=None, check: Callable[[pa.Table, Path], None] | None = None) -> list[Path]:
+               progress=None, check: Callable[[pa.Table, Path], None] | None = None,
+               s3: S3Access | None = None) -> list[Path]:
     """Run stage I on a catalog; returns the partition files (skipping the work if it is already done).
 
     Parameters
     ----------
-    input_path : path-like
-        Any catalog :func:`pzlib.catalog.open_catalog` reads.
+    input_path : path-like or str
+        Any catalog :func:`pzlib.catalog.open_catalog` reads, a local path or a URL; the manifest records its
+        identity (size and modification time, or every object's size and ETag), so a changed input reruns the stage.
     output_dir : path-like
         Folder for ``part-NNNNN.parquet`` files and the manifest.
     config : PreprocessConfig
@@ -308,18 +308,22 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
     check : callable, optional
         ``check(table, partition_path)`` validates each partition's rows (kept in memory as written, no
         read-back) before the file gets its final name.
+    s3 : S3Access, optional
+        How an ``s3://`` input is reached; by default the platform's settings (``PZ_S3_*``).
 
     Raises
     ------
     CatalogError
         Missing or non-numeric columns, an unreadable input, an unwritable output folder, no rows left.
     """
-    input_path, output_dir = Path(input_path), Path(output_dir)
-    done = completed_partitions(output_dir, input_path, config)
+    output_dir = Path(output_dir)
+    # Taken before the input is read: an input that changes while it is read has another identity on the rerun.
+    identity = input_identity(input_path, s3)
+    done = completed_partitions(output_dir, identity, config)
     if done is not None:
         log.info("kept %d verified stage I partition(s) in %s (same input and config)", len(done), output_dir)
         return done
-    reader = open_catalog(input_path)
+    reader = open_catalog(input_path, s3=s3)
     input_columns = config.input_columns(reader.column_names)
     reader.require_columns(input_columns)
     check_writable(output_dir / MANIFEST_NAME)
@@ -361,7 +365,7 @@ def preprocess(input_path: str | os.PathLike, output_dir: str | os.PathLike, con
         raise CatalogError(input_path, f"no rows left after the row filters {config.filters}")
     for stale in set(output_dir.glob("part-*.parquet")) - set(partitions):
         stale.unlink()
-    manifest = {"input": _input_identity(input_path), "config": config.fingerprint(),
+    manifest = {"input": identity, "config": config.fingerprint(),
                 "partitions": [p.name for p in partitions], "rows": rows, "sha256": checksums}
     write_text_atomically(output_dir / MANIFEST_NAME, json.dumps(manifest, indent=1))
     return partitions

@@ -1,4 +1,5 @@
-"""Stage I of a pz_compute run: the input catalog cleaned, column-mapped and partitioned."""
+"""Stage I of a pz_compute run: the input catalog (a local path, or an ``s3://`` or ``http(s)://`` URL) cleaned,
+column-mapped and partitioned."""
 
 from __future__ import annotations
 
@@ -9,16 +10,19 @@ import pyarrow as pa
 
 from pzlib.compute.spec import RunSpec
 from pzlib.preprocess import preprocess
+from pzlib.storage.s3_access import S3Access
 from pzlib.validate.expectations import check_table
 
 
-def acquire(spec: RunSpec, progress: Callable[[int], None] | None = None) -> list[str]:
+def acquire(spec: RunSpec, progress: Callable[[int], None] | None = None, s3: S3Access | None = None) -> list[str]:
     """Stage I: clean and partition the input catalog, each partition checked by the ``stage1_partition``
-    expectations before it is kept; returns the partition paths."""
+    expectations before it is kept; returns the partition paths. ``s3`` reaches an ``s3://`` input (by default
+    as the platform's settings say, ``PZ_S3_*``); a bad URL fails before any partition is written."""
     bands = list(spec.preprocess_config().columns.bands)
 
     def check(table: pa.Table, partition: Path) -> None:
         check_table(table, "stage1_partition", {"bands": bands}, source=str(partition))
 
-    partitions = preprocess(spec.input, spec.output_path / "stage1", spec.preprocess_config(), progress, check)
+    partitions = preprocess(spec.input, spec.output_path / "stage1", spec.preprocess_config(), progress, check,
+                            s3=s3)
     return [str(path) for path in partitions]
