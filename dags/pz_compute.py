@@ -1,21 +1,23 @@
 """pz_compute: the photo-z table of a data release, in four stages.
 
-Stage I acquires the input catalog (clean, map columns, split into partitions); stage II trains one model
-per estimator; stage III estimates the partitions — with backend 'local', every (estimator, partition) pair is
-its own mapped task, so a failing partition fails alone and clearing it recomputes only that partition; with
-backend 'slurm', each estimator is one deferrable task running one job array on the cluster (SSH settings
-from the Airflow connection ``pz_slurm``; see ``pzlib.cluster.airflow``); stage IV assembles each estimator's
-photo-z catalog, its metrics and validation report, and publishes the report in the PZ Server as a
-``validation_results`` product (param ``publish``; owned by the ``owner`` param's user, by default the platform
-user ``pz-compute``; a rerun replaces the run's product). The run is fully described by its params, checked
-against the schema below when it is triggered (an invalid conf gets HTTP 400 naming the param) and again by
-``pzlib.compute.spec.RunSpec.from_params`` when it starts. The defaults describe the DC2 sample release of the
-embedded default; the yearly schedule reprocesses that release, and any other release is a trigger with conf.
-A failed task is retried with a growing delay (``pzlib.retries``; the ``retries`` param sets another number
+Stage I acquires the input catalog (clean, map columns, split into partitions); stage II trains one model per
+estimator; stage III estimates the partitions — with backend 'local', every (estimator, partition) pair is its own
+mapped task, so a failing partition fails alone and clearing it recomputes only that partition; with backend
+'slurm', each estimator is one deferrable task (``pzlib.cluster.airflow.JobArrayOperator``) driving
+``pzlib.compute.estimate_array`` on the cluster (SSH settings from the Airflow connection ``pz_slurm``). The
+``backend`` param's default is the deployment's ``PZ_BACKEND``, so the scheduled runs go where it says. Stage IV
+assembles each estimator's photo-z catalog, its metrics and validation report, and publishes the report in the PZ
+Server as a ``validation_results`` product (param ``publish``; owned by the ``owner`` param's user, by default the
+platform user ``pz-compute``; a rerun replaces the run's product). The run is fully described by its params,
+checked against ``pzlib.compute.params.RUN_PARAMS_SCHEMA`` when it is triggered (an invalid conf gets HTTP 400
+naming the param) and again by ``RunSpec.from_params`` when it starts. The defaults describe the DC2 sample release
+of the embedded default; the yearly schedule reprocesses that release, and any other release is a trigger with
+conf. A failed task is retried with a growing delay (``pzlib.retries``; the ``retries`` param sets another number
 for a run): every task keeps what already verifies, so a retry redoes only what is missing.
 
-All the work is in ``pzlib.compute``; it is imported inside the tasks so that parsing this file stays
-cheap (the dag-processor re-parses it every ``min_file_process_interval``).
+All the work is in ``pzlib.compute``. Parsing this file loads only the params' JSON schema
+(``pzlib.compute.params``); the spec and the stages are imported inside the tasks, so that the dag-processor, which
+re-parses the file every ``min_file_process_interval``, stays cheap.
 """
 
 from __future__ import annotations
@@ -25,119 +27,54 @@ from pathlib import Path
 
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 
-from pzlib.cluster.airflow import EstimateArrayOperator
+from pzlib.cluster.airflow import JobArrayOperator
+from pzlib.column_maps import COLUMN_MAPS
+from pzlib.compute.params import RUN_PARAMS_SCHEMA
 from pzlib.config import load_settings
 from pzlib.retries import RETRIES_PARAM, RETRIES_PARAM_SCHEMA, TASK_RETRIES, task_retry_args, without_retries
 from pzlib.samples import DC2_TRAINING_FILE, DC2_VALIDATION_FILE, dc2_sample_path
 
 DC2_SAMPLE_RELEASE = "dc2-sample"
-COLUMN_MAP_PRESETS = ("lsst_mag", "dm_cmodel", "dm_gaap")
-"""Names of pzlib.catalog.COLUMN_MAPS, spelled out here because importing pzlib.catalog loads pyarrow."""
+_SCHEMA = RUN_PARAMS_SCHEMA["properties"]
+
+
+def _param(name: str, default, title: str, description: str) -> Param:
+    """A param with the JSON schema of the RunSpec field and the UI's words."""
+    return Param(default, **_SCHEMA[name], title=title, description=description)
 
 
 PARAMS = {
-    "release": Param(
-        DC2_SAMPLE_RELEASE,
-        type="string",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
-        title="Release",
-        description="Release name: up to 64 letters, digits, '.', '_', '-'; names the run's products.",
-    ),
-    "input": Param(
-        str(dc2_sample_path(DC2_VALIDATION_FILE)),
-        type="string",
-        minLength=1,
-        title="Input catalog",
-        description="Object catalog to estimate: Parquet file or folder, HATS folder, HDF5, CSV or FITS.",
-    ),
-    "train": Param(
-        str(dc2_sample_path(DC2_TRAINING_FILE)),
-        type="string",
-        minLength=1,
-        title="Training catalog",
-        description="Training set with a true-redshift column (see truth_column).",
-    ),
-    "output": Param(
-        str(load_settings().state_dir / "pz_compute" / DC2_SAMPLE_RELEASE),
-        type="string",
-        minLength=1,
-        title="Output folder",
-        description="Folder of the run: partitions, models, per-partition outputs, photo-z catalogs.",
-    ),
-    "estimators": Param(
-        ["fzboost", "bpz"],
-        type="array",
-        items={"type": "string", "minLength": 1},
-        minItems=1,
-        uniqueItems=True,
-        title="Estimators",
-        description="RAIL estimators: 'fzboost', 'bpz', or any installed RAIL estimator by name.",
-    ),
-    "column_map": Param(
-        "lsst_mag",
-        type=["string", "object"],
-        anyOf=[{"type": "string", "enum": list(COLUMN_MAP_PRESETS)}, {"type": "object"}],
-        title="Column map",
-        description=(
-            "How the input's columns map to magnitudes and errors: a preset "
-            f"({', '.join(COLUMN_MAP_PRESETS)}) or an object of pzlib.catalog.ColumnMap fields."
-        ),
-    ),
-    "backend": Param(
-        "local",
-        type="string",
-        enum=["local", "slurm"],
-        title="Backend",
-        description="Where stage III runs: 'local' processes or the 'slurm' cluster.",
-    ),
-    "partition_rows": Param(
-        150_000,
-        type="integer",
-        minimum=1,
-        title="Rows per partition",
-        description="Rows per stage I partition, hence per stage III task.",
-    ),
-    "truth_column": Param(
-        "redshift",
-        type=["string", "null"],
-        title="Truth column",
-        description="True-redshift column of the input for the metrics of stage IV; null when there is none.",
-    ),
-    "training_truth_column": Param(
-        "redshift",
-        type="string",
-        minLength=1,
-        title="Training truth column",
-        description="True-redshift column of the training catalog.",
-    ),
-    "rail_options": Param(
-        {},
-        type="object",
-        title="RAIL options",
-        description='Extra RAIL configuration per estimator, e.g. {"fzboost": {"nbump": 5}}.',
-    ),
-    "publish": Param(
-        True,
-        type="boolean",
-        title="Publish the validation reports",
-        description="Stage IV registers each estimator's validation report as a product of the PZ Server.",
-    ),
-    "owner": Param(
-        None,
-        type=["string", "null"],
-        pattern=r"^[\w.@+-]{1,150}$",
-        title="Owner of the published products",
-        description="An existing PZ Server user; empty: the platform user 'pz-compute'.",
-    ),
-    "resources": Param(
-        {},
-        type="object",
-        title="Cluster resources",
-        description=(
-            "Job array resources for backend 'slurm': cpus, mem, time_limit, partition, account, max_concurrent, "
-            'partitions_per_task; per estimator under its name, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}.'
-        ),
-    ),
+    "release": _param("release", DC2_SAMPLE_RELEASE, "Release",
+                      "Release name: up to 64 letters, digits, '.', '_', '-'; names the run's products."),
+    "input": _param("input", str(dc2_sample_path(DC2_VALIDATION_FILE)), "Input catalog",
+                    "Object catalog to estimate: Parquet file or folder, HATS folder, HDF5, CSV or FITS."),
+    "train": _param("train", str(dc2_sample_path(DC2_TRAINING_FILE)), "Training catalog",
+                    "Training set with a true-redshift column (see training_truth_column)."),
+    "output": _param("output", str(load_settings().state_dir / "pz_compute" / DC2_SAMPLE_RELEASE), "Output folder",
+                     "Folder of the run: partitions, models, per-partition outputs, photo-z catalogs."),
+    "estimators": _param("estimators", ["fzboost", "bpz"], "Estimators",
+                         "RAIL estimators: 'fzboost', 'bpz', or any installed RAIL estimator by name."),
+    "column_map": _param("column_map", "lsst_mag", "Column map",
+                         "How the input's columns map to magnitudes and errors: a preset "
+                         f"({', '.join(COLUMN_MAPS)}) or an object of pzlib.column_maps.ColumnMap fields."),
+    "backend": _param("backend", load_settings().backend, "Backend",
+                      "Where stage III runs: 'local' processes or the 'slurm' cluster (default: PZ_BACKEND)."),
+    "partition_rows": _param("partition_rows", 150_000, "Rows per partition",
+                             "Rows per stage I partition, hence per stage III task."),
+    "truth_column": _param("truth_column", "redshift", "Truth column",
+                           "True-redshift column of the input for the metrics of stage IV; null when there is none."),
+    "training_truth_column": _param("training_truth_column", "redshift", "Training truth column",
+                                    "True-redshift column of the training catalog."),
+    "rail_options": _param("rail_options", {}, "RAIL options",
+                           'Extra RAIL configuration per estimator, e.g. {"fzboost": {"nbump": 5}}.'),
+    "publish": _param("publish", True, "Publish the validation reports",
+                      "Stage IV registers each estimator's validation report as a product of the PZ Server."),
+    "owner": _param("owner", None, "Owner of the published products",
+                    "An existing PZ Server user; empty: the platform user 'pz-compute'."),
+    "resources": _param(
+        "resources", {}, "Cluster resources",
+        "Job array resources for backend 'slurm': cpus, mem, time_limit, partition, account, max_concurrent, "
+        'partitions_per_task; per estimator under its name, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}.'),
     RETRIES_PARAM: Param(TASK_RETRIES, **RETRIES_PARAM_SCHEMA),
 }
 
@@ -147,6 +84,15 @@ def _run_spec():
     from pzlib.compute.spec import RunSpec
 
     return RunSpec.from_params(without_retries(get_current_context()["params"]))
+
+
+def _estimate_array(params: dict, stage_args: dict, items: list[str], **array):
+    """Stage III of one estimator as job arrays (what :class:`JobArrayOperator` drives)."""
+    from pzlib.compute.estimate_array import EstimateArray
+    from pzlib.compute.spec import RunSpec
+
+    spec = RunSpec.from_params(without_retries(params))
+    return EstimateArray(spec, stage_args["estimator"], stage_args["model_path"], items, **array)
 
 
 @dag(
@@ -217,10 +163,10 @@ def pz_compute():
         # Cross product: every model meets every partition.
         on_this_machine = estimate.expand(model=models, partition_path=partition_paths)
         # The task waits deferred (no worker slot) while its array runs, however long the cluster takes.
-        on_cluster = EstimateArrayOperator.partial(
-            task_id="estimate_on_cluster", partition_paths=partition_paths, map_index_template="{{ map_label }}",
-            execution_timeout=timedelta(days=3),
-        ).expand(model=models)
+        on_cluster = JobArrayOperator.partial(
+            task_id="estimate_on_cluster", stage=_estimate_array, items=partition_paths,
+            backend="{{ params.backend }}", map_index_template="{{ map_label }}", execution_timeout=timedelta(days=3),
+        ).expand(stage_args=models)
         models >> choose_backend() >> [on_this_machine, on_cluster]
 
     @task_group(group_id="stage_4_postprocess")

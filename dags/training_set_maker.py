@@ -27,6 +27,7 @@ from datetime import timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from pzlib.column_maps import COLUMN_MAPS
 from pzlib.config import load_settings
 from pzlib.crossmatch.config import TsmConfig
 from pzlib.registry.process_runs import (
@@ -38,17 +39,10 @@ from pzlib.registry.process_runs import (
     task_failed,
 )
 from pzlib.retries import RETRIES_PARAM, RETRIES_PARAM_SCHEMA, TASK_RETRIES, task_retry_args, without_retries
+from pzlib.samples import OBJECT_COLUMN_MAP
 
 SAMPLE_DIR = load_settings().state_dir / "crossmatch" / "dc2-sample"
 """Where pzlib.crossmatch.sample_data builds the sample the defaults use (on first use)."""
-COLUMN_MAP_PRESETS = ("lsst_mag", "dm_cmodel", "dm_gaap")
-"""Names of pzlib.catalog.COLUMN_MAPS, spelled out here because importing pzlib.catalog loads pyarrow."""
-SAMPLE_COLUMN_MAP = {
-    "value_template": "{band}_gaap1p0Flux", "error_template": "{band}_gaap1p0FluxErr", "kind": "flux",
-    "id_column": "objectId", "ra_column": "ra", "dec_column": "decl", "ebv_column": "ebv",
-}
-"""pzlib.crossmatch.sample_data.OBJECT_COLUMN_MAP (the sample's DM Object columns), spelled out for the same
-reason."""
 _SCHEMA = TsmConfig.params_schema()["properties"]
 
 
@@ -74,11 +68,10 @@ PARAMS = {
     "selected_columns": _param("selected_columns", None, "Selected columns",
                                "Object catalog columns copied into the training set besides id, ra, dec; null: all."),
     "column_map": _param(
-        "column_map", SAMPLE_COLUMN_MAP, "Column map",
+        "column_map", dict(OBJECT_COLUMN_MAP), "Column map",
         "The object catalog's photometry: a preset "
-        f"({', '.join(COLUMN_MAP_PRESETS)}) or an object of pzlib.catalog.ColumnMap fields; with it the training set "
-        "gets RAIL's mag_{band}_lsst and mag_err_{band}_lsst. Null: photometry copied as it is.",
-        anyOf=[{"type": "string", "enum": list(COLUMN_MAP_PRESETS)}, {"type": "object"}, {"type": "null"}]),
+        f"({', '.join(COLUMN_MAPS)}) or an object of pzlib.column_maps.ColumnMap fields; with it the training set "
+        "gets RAIL's mag_{band}_lsst and mag_err_{band}_lsst. Null: photometry copied as it is."),
     "convert_flux_to_mag": _param("convert_flux_to_mag", True, "Convert fluxes to magnitudes",
                                   "With a flux column map: AB magnitudes (true) or the fluxes as they are (false)."),
     "dereddening": _param("dereddening", "sfd", "Dereddening",

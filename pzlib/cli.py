@@ -20,6 +20,8 @@ import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pzlib.config import BACKENDS
+
 console = Console(stderr=True)
 
 
@@ -143,7 +145,7 @@ def _run_with_progress(spec, workers: int | None) -> dict:
     from pzlib.catalog import open_catalog
     from pzlib.compute.acquire import acquire
     from pzlib.compute.assemble import assemble
-    from pzlib.compute.estimate_partitions import estimate_all
+    from pzlib.compute.run import estimate_here
     from pzlib.compute.train import train_model
     from pzlib.config import load_settings
     from pzlib.storage.s3_access import S3Access
@@ -160,8 +162,8 @@ def _run_with_progress(spec, workers: int | None) -> dict:
             model_path = train_model(spec, estimator, s3=s3)
             progress.advance(training)
             stage3 = progress.add_task(f"stage III  estimate {estimator}", total=len(partitions))
-            outputs = estimate_all(spec, estimator, model_path, partitions, workers,
-                                            on_partition=lambda _, task=stage3: progress.advance(task))
+            outputs = estimate_here(spec, estimator, str(model_path), partitions, workers,
+                                    on_progress=lambda done, task=stage3: progress.update(task, completed=done))
             results[estimator] = assemble(spec, estimator, outputs)
     return results
 
@@ -259,7 +261,7 @@ def cmd_release(args: argparse.Namespace) -> None:
     column_map = UNSET
     if args.column_map is not None:
         column_map = json.loads(args.column_map) if args.column_map.lstrip().startswith("{") else args.column_map
-        from pzlib.catalog import column_map as check_column_map
+        from pzlib.column_maps import column_map as check_column_map
 
         check_column_map(column_map)
     if args.object_catalog is not None:
@@ -365,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--objects", required=True, help="objects in the release, e.g. 20e9")
     fc.add_argument("--cores", required=True, help="cores running stage III at once, e.g. 2032")
     fc.add_argument("--partition-rows", default="150000", help="rows per partition (default: 150000, as stage I)")
-    fc.add_argument("--backend", default="slurm", choices=["slurm", "local"],
+    fc.add_argument("--backend", default="slurm", choices=BACKENDS,
                     help="whose measured per-partition overhead to use: slurm (scripts/bench_cluster.py) or local "
                          "Airflow tasks (scripts/bench_airflow_tasks.py, saved in --overhead-file); default: slurm")
     fc.add_argument("--overhead-s-per-partition", type=float, default=None, metavar="SECONDS",

@@ -17,6 +17,16 @@ import platformdirs
 
 from pzlib.resources import source_checkout
 
+BACKENDS = ("local", "slurm")
+"""Where stage III can run: processes of this machine, or job arrays on a Slurm cluster over SSH."""
+
+
+def check_backend(name: object, what: str = "backend") -> str:
+    """``name`` if it is one of :data:`BACKENDS`; else ValueError naming ``what``."""
+    if name not in BACKENDS:
+        raise ValueError(f"{what}: must be {' or '.join(map(repr, BACKENDS))}, got {name!r}")
+    return name
+
 
 def default_state_dir() -> Path:
     """``var/`` of the checkout pzlib runs from; for a pzlib installed from a wheel, the user's data folder."""
@@ -35,7 +45,8 @@ class Settings:
     storage_url: str = ""
     """Where products are stored (``file:///...`` or ``s3://bucket/prefix``); empty means ``state_dir``."""
     backend: str = "local"
-    """Job backend of stage III: ``local`` or ``slurm``."""
+    """Where stage III of a ``pz_compute`` run goes when its ``backend`` param is not given (the scheduled yearly
+    reprocessing among them): ``local`` or ``slurm`` (``PZ_BACKEND``). ``pz run`` always runs on this machine."""
     upload_limit_bytes: int = 200 * 1024 * 1024
     """Largest file the PZ Server accepts in one upload; products are meant to be lightweight."""
     unzipped_limit_bytes: int = 400 * 1024 * 1024
@@ -59,8 +70,7 @@ class Settings:
     """Secret key, with ``s3_access_key_id`` (``PZ_S3_SECRET_ACCESS_KEY``)."""
 
     def __post_init__(self):
-        if self.backend not in ("local", "slurm"):
-            raise ValueError(f"backend must be 'local' or 'slurm', got {self.backend!r}")
+        check_backend(self.backend, "PZ_BACKEND")
         for name in _POSITIVE_INTEGERS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:

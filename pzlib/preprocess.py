@@ -33,15 +33,14 @@ import pyarrow.compute as pc
 from pzlib.catalog import (
     AtomicParquetWriter,
     CatalogError,
-    ColumnMap,
     check_writable,
-    column_map,
     file_sha256,
     input_identity,
     open_catalog,
     read_json_record,
     write_text_atomically,
 )
+from pzlib.column_maps import ColumnMap, column_map
 from pzlib.storage.s3_access import S3Access
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,5 @@
-"""RAIL's DC2 sample catalogs, used by tests, benchmarks and the DAGs' default params (below every pipeline).
+"""RAIL's DC2 sample catalogs and the cross-match sample's columns, used by tests, benchmarks and the DAGs'
+default params (below every pipeline).
 
 Found without importing RAIL (a namespace package whose import loads its whole stack), so that a DAG file can
 name them as defaults and still parse cheaply.
@@ -11,6 +12,12 @@ from pathlib import Path
 
 DC2_TRAINING_FILE = "test_dc2_training_9816.hdf5"
 DC2_VALIDATION_FILE = "test_dc2_validation_9816.hdf5"
+OBJECT_COLUMN_MAP = {
+    "value_template": "{band}_gaap1p0Flux", "error_template": "{band}_gaap1p0FluxErr", "kind": "flux",
+    "id_column": "objectId", "ra_column": "ra", "dec_column": "decl", "ebv_column": "ebv",
+}
+"""The object catalog of the cross-match sample (``pzlib.crossmatch.sample_data``, made from RAIL's DM example):
+its photometry as a :class:`pzlib.column_maps.ColumnMap` (``dm_gaap`` plus its ``ebv``)."""
 
 
 def dc2_sample_path(file_name: str) -> Path:

@@ -1,7 +1,7 @@
 """Stage III on the Slurm backend: what submission and polling cost next to the compute they drive.
 
 Runs stage III of a 20-partition run (the DC2 validation set tiled to ROWS rows, BPZ) as one job array on the
-test cluster of scripts/cluster/up.sh, through ``pzlib.cluster.estimate_array`` exactly as the pz_compute DAG
+test cluster of scripts/cluster/up.sh, through ``pzlib.compute.estimate_array`` exactly as the pz_compute DAG
 does, and times every backend call: the SSH connection, the submission, each poll, the settlement. Prints
 the submission and polling time as a fraction of the compute wall time (from the first task's start to the
 last task's end, as Slurm accounted them; goal ≤ 5%), the SSH and Slurm commands issued per poll, and — side
@@ -27,11 +27,11 @@ from pathlib import Path
 import structlog
 
 from pzlib.bench.inputs import tiled_input
-from pzlib.cluster.backend import DEFAULT_POLL_INTERVAL_S, all_terminal
-from pzlib.cluster.estimate_array import Done, EstimateArray, Waiting
+from pzlib.cluster.backend import DEFAULT_POLL_INTERVAL_S, Done, Waiting, all_terminal
 from pzlib.cluster.local import LocalBackend
 from pzlib.cluster.slurm import CLUSTER_TIME_FORMAT, SlurmBackend, settings_from_cluster_json
 from pzlib.compute.acquire import acquire
+from pzlib.compute.estimate_array import EstimateArray
 from pzlib.compute.spec import RunSpec
 from pzlib.compute.train import train_model
 from pzlib.config import load_settings
@@ -77,7 +77,7 @@ def drive(stage: EstimateArray, poll_interval_s: float) -> dict:
         figures["handle"] = handle
     assert isinstance(progress, Done)
     figures["wall_s"] = time.perf_counter() - started
-    figures["outputs"] = len(progress.output_paths)
+    figures["outputs"] = len(progress.result["output_paths"])
     return figures
 
 

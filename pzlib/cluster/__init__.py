@@ -1,12 +1,16 @@
-"""Job backends for stage III: job arrays on a Slurm cluster over SSH, or worker processes on this machine.
+"""Job arrays: N tasks of one Python command, on a Slurm cluster over SSH or as processes on this machine.
+
+This package knows commands, resources and backends, not pipelines: what the tasks do is the business of the
+pipeline that submits them (stage III of pz_compute: :mod:`pzlib.compute.estimate_array` and
+:mod:`pzlib.compute.worker`).
 
 - :mod:`pzlib.cluster.backend` — the interface (submit an array, states of many tasks in one call, cancel,
-  fetch logs) and the records it exchanges;
+  fetch logs), the records it exchanges, and :class:`~pzlib.cluster.backend.ArrayStage`, the shape of a
+  pipeline's work as arrays;
 - :mod:`pzlib.cluster.slurm` (sbatch/sacct/squeue/scancel over one SSH connection, :mod:`pzlib.cluster.ssh`)
   and :mod:`pzlib.cluster.local` (supervised processes; state in files) — the two backends;
-- :mod:`pzlib.cluster.estimate_array` — stage III of a run as job arrays: plan, submit, re-attach, settle,
-  resubmit what is missing, fail after three attempts; :mod:`pzlib.cluster.worker` — the long-lived process
-  each array task runs; :mod:`pzlib.cluster.resources` — CPUs, memory, time... per estimator;
+- :mod:`pzlib.cluster.resources` — CPUs, memory, time... per estimator; :mod:`pzlib.cluster.plan` — shares of
+  work per task, and the JSON files of an array's folder;
 - :mod:`pzlib.cluster.airflow` — the deferrable operator and its trigger (the only module importing Airflow).
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pzlib.cluster.backend import JobBackend
+from pzlib.config import BACKENDS
 
 if TYPE_CHECKING:
     from pzlib.cluster.ssh import SSHSettings
@@ -35,4 +40,4 @@ def make_backend(kind: str, ssh: SSHSettings | None = None, **options) -> JobBac
         if ssh is None:
             raise ValueError("the slurm backend needs SSH settings (host, port, user, key_file, known_hosts)")
         return SlurmBackend(ssh, **options)
-    raise ValueError(f"unknown job backend {kind!r}: use 'local' or 'slurm'")
+    raise ValueError(f"unknown job backend {kind!r}: use {' or '.join(map(repr, BACKENDS))}")

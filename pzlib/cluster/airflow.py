@@ -1,18 +1,19 @@
-"""Stage III from Airflow on a job backend: a deferrable operator and its trigger (the only Airflow code in pzlib).
+"""Job arrays from Airflow: a deferrable operator and its trigger (the only Airflow code in pzlib).
 
-:class:`EstimateArrayOperator` is one task per estimator. It advances stage III with
-:class:`pzlib.cluster.estimate_array.EstimateArray` — submits one job array for the partitions without a
-verified output, or re-attaches to the array already running — then defers: the worker slot is free while the
-array runs. :class:`EstimateArrayTrigger` polls the array from the triggerer (one sacct + squeue round trip per
-poll on one SSH connection, nothing else: no side effects); its whole state is its serialized kwargs, so a
-restarted triggerer goes on polling the same array. When every task has ended the operator resumes: it copies
-the tasks' stdout and stderr into the task log, settles the array — resubmitting missing or failed partitions
-and deferring again, or failing once a partition failed three times — and returns the output paths.
+:class:`JobArrayOperator` runs one :class:`pzlib.cluster.backend.ArrayStage` — work a pipeline carries out as job
+arrays, such as stage III of one estimator (:class:`pzlib.compute.estimate_array.EstimateArray`) — that the DAG
+builds with its ``stage`` callable. It advances the stage — which submits an array, or re-attaches to the array
+already running — then defers: the worker slot is free while the array runs. :class:`JobArrayTrigger` polls the
+array from the triggerer (one sacct + squeue round trip per poll on one SSH connection, nothing else: no side
+effects); its whole state is its serialized kwargs, so a restarted triggerer goes on polling the same array. When
+every task has ended the operator resumes: it copies the tasks' stdout and stderr into the task log and advances
+the stage again — which settles the array, and resubmits or fails — deferring again or returning the stage's
+result. The operator knows backends, arrays and connections; what the arrays do is the stage's business.
 
-The job id is kept in the run folder (``OUTPUT/ESTIMATOR/jobs/state.json``): a retried or restarted task
-re-attaches to the running array instead of submitting a second one. Marking the task failed or successful,
-or clearing it, while it waits cancels its jobs (the trigger's ``on_kill``); so does killing it while it runs
-(the operator's ``on_kill``).
+A stage keeps its arrays' job ids in its own files (stage III: ``OUTPUT/ESTIMATOR/jobs/state.json``), so a
+retried or restarted task re-attaches to the running array instead of submitting a second one. Marking the task
+failed or successful, or clearing it, while it waits cancels its jobs (the trigger's ``on_kill``); so does
+killing it while it runs (the operator's ``on_kill``).
 
 SSH settings come from an Airflow connection of type ``ssh`` (conn id ``pz_slurm`` by default): host, port,
 login, and in its extra ``key_file``, ``known_hosts`` (host keys are always checked), and optionally
@@ -26,24 +27,31 @@ variables for the jobs) and ``poll_interval`` (seconds, default 10). For example
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk import BaseHook, BaseOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from pzlib.cluster.backend import DEFAULT_POLL_INTERVAL_S, ArrayHandle, JobBackend, TaskState
-from pzlib.retries import without_retries
+from pzlib.cluster import make_backend
+from pzlib.cluster.backend import (
+    DEFAULT_POLL_INTERVAL_S,
+    ArrayHandle,
+    ArrayPoller,
+    ArrayStage,
+    BackendError,
+    JobBackend,
+    TaskState,
+    Waiting,
+)
+from pzlib.cluster.ssh import SSHSettings
 
 DEFAULT_CONN_ID = "pz_slurm"
 
 
 def backend_from_connection(kind: str, connection) -> JobBackend:
     """The ``kind`` backend, configured from an Airflow connection (unused for 'local')."""
-    from pzlib.cluster import make_backend
-    from pzlib.cluster.ssh import SSHSettings
-
     if kind == "local":
         return make_backend("local")
     extra = connection.extra_dejson
@@ -53,7 +61,7 @@ def backend_from_connection(kind: str, connection) -> JobBackend:
                         environment=extra.get("environment"))
 
 
-class EstimateArrayTrigger(BaseTrigger):
+class JobArrayTrigger(BaseTrigger):
     """Waits until every task of a job array has ended; fires once with their states.
 
     Parameters
@@ -84,8 +92,6 @@ class EstimateArrayTrigger(BaseTrigger):
         return await asyncio.to_thread(backend_from_connection, kind, connection)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from pzlib.cluster.backend import ArrayPoller, BackendError
-
         handle = ArrayHandle.from_dict(self.handle)
         backend = await self._backend()
         poller = ArrayPoller(backend, handle)
@@ -119,45 +125,58 @@ class EstimateArrayTrigger(BaseTrigger):
             await asyncio.to_thread(backend.close)
 
 
-class EstimateArrayOperator(BaseOperator):
-    """Stage III of one estimator as job arrays on the run's backend (deferrable).
+StageFactory = Callable[..., ArrayStage]
+"""Builds the stage of one task: called with ``params`` (the DAG run's), ``stage_args`` and ``items`` (the
+operator's, rendered), ``backend`` (connected), ``owner`` (the task try, for counting attempts) and ``report``
+(the task log's ``info``)."""
+
+
+class JobArrayOperator(BaseOperator):
+    """One stage of job arrays on a backend (deferrable).
 
     Parameters
     ----------
-    model : dict
-        Stage II's result for the estimator: ``{"estimator": ..., "model_path": ...}``.
-    partition_paths : list of str
-        Stage I's partitions.
+    stage : callable
+        Builds the :class:`~pzlib.cluster.backend.ArrayStage` (see :data:`StageFactory`).
+    stage_args : dict
+        What this task's stage is about (mapped tasks expand over it), e.g. ``{"estimator": ..., "model_path":
+        ...}``; templated.
+    items : list of str
+        The work items the arrays go through (e.g. partition paths); templated.
+    backend : str
+        'slurm' or 'local'; templated (e.g. ``"{{ params.backend }}"``).
     conn_id : str
         Airflow connection of the cluster (type ssh; see the module's description).
     poll_interval_s : float, optional
         Seconds between polls; default: the connection's extra ``poll_interval``, else 10.
 
-    Returns (XCom) ``{"estimator": ..., "output_paths": [...]}``.
+    Returns (XCom) the stage's result.
     """
 
-    template_fields = ("model", "partition_paths")
+    template_fields = ("stage_args", "items", "backend")
     ui_color = "#e8d6f4"
 
-    def __init__(self, *, model: dict, partition_paths: list[str], conn_id: str = DEFAULT_CONN_ID,
-                 poll_interval_s: float | None = None, **kwargs):
+    def __init__(self, *, stage: StageFactory, stage_args: dict, items: list[str], backend: str,
+                 conn_id: str = DEFAULT_CONN_ID, poll_interval_s: float | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.model = model
-        self.partition_paths = partition_paths
+        self.stage = stage
+        self.stage_args = stage_args
+        self.items = items
+        self.backend = backend
         self.conn_id = conn_id
         self.poll_interval_s = poll_interval_s
-        self._stage = None  # the EstimateArray while this process works on it, for on_kill
+        self._stage = None  # the ArrayStage while this process works on it, for on_kill
 
     def execute(self, context) -> dict:
-        with self._estimate_array(context) as stage:
+        with self._array_stage(context) as stage:
             return self._next(stage.advance())
 
     def execute_complete(self, context, event: dict) -> dict:
-        if event["status"] != "ended":
-            raise RuntimeError(f"stage III of {self.model['estimator']}: {event['message']}")
         handle = ArrayHandle.from_dict(event["handle"])
-        states = {task_id: TaskState.from_dict(state) for task_id, state in event["states"].items()}
-        with self._estimate_array(context) as stage:
+        if event["status"] != "ended":
+            raise BackendError(f"job array {handle.job_id} ({handle.name}): {event['message']}")
+        with self._array_stage(context) as stage:
+            states = {task_id: TaskState.from_dict(state) for task_id, state in event["states"].items()}
             self._log_task_output(stage, handle, states)
             return self._next(stage.advance(states))
 
@@ -177,29 +196,23 @@ class EstimateArrayOperator(BaseOperator):
         return backend_from_connection(kind, None if kind == "local" else BaseHook.get_connection(self.conn_id))
 
     @contextmanager
-    def _estimate_array(self, context) -> Iterator:
-        """The run's stage III for this estimator, on a backend connected for the duration of the block."""
-        from pzlib.cluster.estimate_array import EstimateArray
-        from pzlib.compute.spec import RunSpec
-
-        spec = RunSpec.from_params(without_retries(context["params"]))
+    def _array_stage(self, context) -> Iterator[ArrayStage]:
+        """This task's stage, on a backend connected for the duration of the block."""
         ti = context["ti"]
         owner = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}[{ti.map_index}]#{ti.try_number}"
-        context["map_label"] = self.model["estimator"]
-        with self._connect(spec.backend) as backend:
-            self._stage = EstimateArray(spec, self.model["estimator"], self.model["model_path"],
-                                        self.partition_paths, backend, owner=owner, report=self.log.info)
+        with self._connect(self.backend) as backend:
+            self._stage = self.stage(params=context["params"], stage_args=self.stage_args, items=self.items,
+                                     backend=backend, owner=owner, report=self.log.info)
+            context["map_label"] = self._stage.label
             yield self._stage
 
     def _next(self, progress) -> dict:
-        """Defer while an array runs; the XCom once every partition is done."""
-        from pzlib.cluster.estimate_array import Waiting
-
+        """Defer while an array runs; the stage's result once it is done."""
         if isinstance(progress, Waiting):
             handle = progress.handle
-            trigger = EstimateArrayTrigger(handle.to_dict(), self.conn_id, self._poll_interval(handle.backend))
+            trigger = JobArrayTrigger(handle.to_dict(), self.conn_id, self._poll_interval(handle.backend))
             self.defer(trigger=trigger, method_name="execute_complete")
-        return {"estimator": self.model["estimator"], "output_paths": progress.output_paths}
+        return progress.result
 
     def _poll_interval(self, kind: str) -> float:
         if self.poll_interval_s is not None:
@@ -209,7 +222,7 @@ class EstimateArrayOperator(BaseOperator):
         extra = BaseHook.get_connection(self.conn_id).extra_dejson
         return float(extra.get("poll_interval", DEFAULT_POLL_INTERVAL_S))
 
-    def _log_task_output(self, stage, handle: ArrayHandle, states: dict[str, TaskState]) -> None:
+    def _log_task_output(self, stage: ArrayStage, handle: ArrayHandle, states: dict[str, TaskState]) -> None:
         """Copy the end of every task's stdout and stderr into this task's log."""
         for index, logs in stage.task_logs(handle).items():
             state = states.get(handle.task_id(index), TaskState("UNKNOWN")).describe()

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pzlib.cluster.resources import Resources
 
@@ -55,7 +56,7 @@ class ArrayRequest:
     name: str
     """Job name; unique per submission, so a submission whose answer was lost can be found again by name."""
     python_args: list[str]
-    """Arguments of the backend's Python interpreter (e.g. ``["-m", "pzlib.cluster.worker", ...]``); each task
+    """Arguments of the backend's Python interpreter (e.g. ``["-m", "pzlib.compute.worker", ...]``); each task
     gets ``--task-index I`` appended."""
     task_count: int
     """Number of tasks (indices 0 .. task_count - 1)."""
@@ -284,3 +285,35 @@ class ArrayPoller:
         else:
             self._unknown_since = None
         return states if all_terminal(states, self.handle) else None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A stage of job arrays waits for this array: poll it, then advance the stage once all its tasks have ended."""
+
+    handle: ArrayHandle
+
+
+@dataclass(frozen=True)
+class Done:
+    """A stage of job arrays has finished; ``result`` is what it hands on (JSON-able)."""
+
+    result: dict
+
+
+class ArrayStage(Protocol):
+    """Work that a pipeline carries out as job arrays, one step per :meth:`advance` (e.g. stage III of one
+    estimator, :class:`pzlib.compute.estimate_array.EstimateArray`): what :mod:`pzlib.cluster.airflow` drives
+    without knowing the pipeline."""
+
+    label: str
+    """Names the stage in logs and in the Airflow task's map label."""
+
+    def advance(self, states: dict[str, TaskState] | None = None) -> Waiting | Done:
+        """Submit, re-attach or settle; ``states`` are the current array's, if the caller has just polled them."""
+
+    def current(self) -> ArrayHandle | None:
+        """The array the stage waits for, if any."""
+
+    def task_logs(self, handle: ArrayHandle, max_bytes: int = 64_000) -> dict[int, TaskLogs]:
+        """The end of every task's stdout and stderr."""

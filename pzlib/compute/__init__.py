@@ -27,12 +27,11 @@ Great Expectations suites (``include/expectations/``) check every stage I partit
 stage III output (before it gets its final name, so a failed check leaves nothing to be skipped on rerun)
 and the assembled catalog; a failed expectation raises ``ValidationError`` listing each failure.
 
-Modules: :mod:`~pzlib.compute.spec` (the run's params, :class:`RunSpec`), :mod:`~pzlib.compute.acquire` (stage I),
-:mod:`~pzlib.compute.train` (stage II), :mod:`~pzlib.compute.estimate_partitions` (stage III),
-:mod:`~pzlib.compute.assemble` and :mod:`~pzlib.compute.publish` (stage IV), :mod:`~pzlib.compute.run` (all four
-on this machine). This package's ``__init__`` loads only the spec, so checking a run's params stays cheap.
+Modules: :mod:`~pzlib.compute.spec` (the run's params, :class:`~pzlib.compute.spec.RunSpec`; their JSON schema
+in :mod:`~pzlib.compute.params`, which the DAG file loads at parse time), :mod:`~pzlib.compute.acquire` (stage I),
+:mod:`~pzlib.compute.train` (stage II), :mod:`~pzlib.compute.estimate_partitions` (stage III, one partition),
+:mod:`~pzlib.compute.estimate_array` and :mod:`~pzlib.compute.worker` (stage III as job arrays, sharing the files
+of :mod:`~pzlib.compute.array_plan`), :mod:`~pzlib.compute.assemble` and :mod:`~pzlib.compute.publish` (stage
+IV), :mod:`~pzlib.compute.run` (all four on this machine). This ``__init__`` imports nothing, so that loading
+the params' schema stays cheap.
 """
-
-from pzlib.compute.spec import RunSpec
-
-__all__ = ["RunSpec"]

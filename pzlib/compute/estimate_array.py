@@ -11,7 +11,7 @@ operator (which polls in between from the triggerer). A step:
 2. Once all its tasks have ended, settle it: every partition whose output does not verify counts one attempt;
    a partition at three attempts fails the stage, with a message naming it and showing its error.
 3. Submit one array for every partition whose output does not exist and verify (none: stage III is done).
-   Each array task is one long-lived worker (``python -m pzlib.cluster.worker``) working through its share.
+   Each array task is one long-lived worker (``python -m pzlib.compute.worker``) working through its share.
 
 Everything is kept under the run folder, so it survives restarts::
 
@@ -32,46 +32,33 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from pzlib.catalog import open_catalog
 from pzlib.cluster.backend import (
     DEFAULT_POLL_INTERVAL_S,
     ArrayHandle,
     ArrayPoller,
     ArrayRequest,
     BackendError,
+    Done,
     JobBackend,
     SubmissionRejected,
     TaskLogs,
     TaskState,
+    Waiting,
     all_terminal,
 )
-from pzlib.cluster.plan import ArrayPlan, partition_marker_path, read_json, split_shares, write_json
+from pzlib.cluster.plan import read_json, split_shares, write_json
 from pzlib.cluster.resources import resources_for
-
-if TYPE_CHECKING:
-    from pzlib.compute.spec import RunSpec
+from pzlib.compute.array_plan import ArrayPlan, partition_marker_path
+from pzlib.compute.spec import RunSpec
+from pzlib.estimate import PartitionEstimator, output_problem
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 """Arrays a partition may be part of without getting a verified output before stage III fails."""
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """Stage III waits for this array; poll it, then call ``advance`` again once all its tasks have ended."""
-
-    handle: ArrayHandle
-
-
-@dataclass(frozen=True)
-class Done:
-    """Every partition has a verified output."""
-
-    output_paths: list[str]
 
 
 class PartitionsFailed(RuntimeError):
@@ -83,7 +70,9 @@ class PartitionsFailed(RuntimeError):
 
 
 class EstimateArray:
-    """Stage III of ``estimator`` over ``partition_paths`` of run ``spec``, as job arrays on ``backend``.
+    """Stage III of ``estimator`` over ``partition_paths`` of run ``spec``, as job arrays on ``backend`` (an
+    :class:`pzlib.cluster.backend.ArrayStage`; once every partition has a verified output, the result is
+    ``{"estimator": ..., "output_paths": [...]}``).
 
     Parameters
     ----------
@@ -111,6 +100,7 @@ class EstimateArray:
                  max_attempts: int = MAX_ATTEMPTS):
         self.spec = spec
         self.estimator = estimator
+        self.label = estimator
         # Workers run in the array's folder: every path they get is absolute.
         self.model_path = str(Path(model_path).resolve())
         self.partition_paths = [str(Path(path).resolve()) for path in partition_paths]
@@ -148,7 +138,8 @@ class EstimateArray:
                 self._settle(state, record, handle, states)
             pending = [path for path in self.partition_paths if not self._verified(path)]
             if not pending:
-                return Done([str(self.spec.partition_output(self.estimator, path)) for path in self.partition_paths])
+                outputs = [str(self.spec.partition_output(self.estimator, path)) for path in self.partition_paths]
+                return Done({"estimator": self.estimator, "output_paths": outputs})
             exhausted = [path for path in pending if state["attempts"].get(Path(path).name, 0) >= self.max_attempts]
             if exhausted:
                 raise PartitionsFailed(self._failure_message(state, exhausted), exhausted)
@@ -180,7 +171,7 @@ class EstimateArray:
                 if states is not None:
                     break
             progress = self.advance(states)
-        return progress.output_paths
+        return progress.result["output_paths"]
 
     # --- state file ---------------------------------------------------------------------------------------
 
@@ -225,7 +216,7 @@ class EstimateArray:
         array_dir = Path(record["dir"])
         return ArrayRequest(
             name=record["name"],
-            python_args=["-m", "pzlib.cluster.worker", "--plan", str(array_dir / "plan.json")],
+            python_args=["-m", "pzlib.compute.worker", "--plan", str(array_dir / "plan.json")],
             task_count=len(record["tasks"]),
             workdir=str(array_dir),
             log_dir=str(array_dir / "logs"),
@@ -269,9 +260,6 @@ class EstimateArray:
     def _verified(self, partition_path: str) -> bool:
         """Whether the partition's output exists, was made from this partition and model, and has the bytes whose
         SHA-256 its worker recorded."""
-        from pzlib.catalog import open_catalog
-        from pzlib.estimate import PartitionEstimator, output_problem
-
         output = self.spec.partition_output(self.estimator, partition_path)
         if not output.exists():
             return False
@@ -282,7 +270,10 @@ class EstimateArray:
         except Exception:  # an unreadable partition has no valid output; its worker reports why
             return False
         provenance = self._partition_estimator.provenance(Path(partition_path), rows)
-        return output_problem(output, provenance, self.spec.partition_checksum(self.estimator, partition_path)) is None
+        problem = output_problem(output, provenance, self.spec.partition_checksum(self.estimator, partition_path))
+        if problem is not None:
+            log.warning("output %s %s; recomputing", output, problem)
+        return problem is None
 
     # --- failure report -----------------------------------------------------------------------------------
 

@@ -1,11 +1,9 @@
-"""Stage III of a pz_compute run: photo-z of each stage I partition, one partition at a time or in a local
-process pool (the ``pz`` command's backend; job arrays are :mod:`pzlib.cluster.estimate_array`)."""
+"""Stage III of a pz_compute run for one stage I partition: what a mapped task of the ``pz_compute`` DAG and each
+job array worker (:mod:`pzlib.compute.worker`, on Slurm or on this machine) call, partition after partition."""
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,29 +47,3 @@ def estimate_partition(spec: RunSpec, estimator: str, model_path: str, partition
     estimator_for_model = _estimator_for(spec, estimator, model_path)
     return str(_estimate_partition(partition_path, output, estimator_for_model, progress, check=check,
                                    checksum_path=spec.partition_checksum(estimator, partition_path)))
-
-
-def _estimate_in_worker(params: dict, estimator: str, model_path: str, partition_path: str) -> str:
-    return estimate_partition(RunSpec(**params), estimator, model_path, partition_path)
-
-
-def estimate_all(spec: RunSpec, estimator: str, model_path: str, partitions: list[str], workers: int = 1,
-                 on_partition: Callable[[str], None] | None = None) -> list[str]:
-    """Stage III on the local backend: long-lived worker processes, each loading the model once."""
-    if workers <= 1 or len(partitions) <= 1:
-        outputs = []
-        for partition in partitions:
-            outputs.append(estimate_partition(spec, estimator, model_path, partition))
-            if on_partition:
-                on_partition(partition)
-        return outputs
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=min(workers, len(partitions)), mp_context=context) as pool:
-        futures = [pool.submit(_estimate_in_worker, spec.to_params(), estimator, model_path, partition)
-                   for partition in partitions]
-        outputs = []
-        for partition, future in zip(partitions, futures, strict=True):
-            outputs.append(future.result())
-            if on_partition:
-                on_partition(partition)
-    return outputs

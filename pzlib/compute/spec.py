@@ -8,12 +8,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from pzlib.cluster.resources import check_resources
+from pzlib.compute.params import RELEASE_PATTERN, RUN_PARAMS_SCHEMA
+from pzlib.config import check_backend
 from pzlib.estimate import EstimateConfig
 from pzlib.preprocess import PreprocessConfig
 from pzlib.registry import InvalidInput
-from pzlib.registry.checks import USERNAME_PATTERN, username
+from pzlib.registry.checks import username
 
-_RELEASE_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_RELEASE_PATTERN = re.compile(RELEASE_PATTERN)
 
 
 @dataclass
@@ -33,7 +35,7 @@ class RunSpec:
     column_map: str | dict = "lsst_mag"
     """Column map preset ('lsst_mag', 'dm_cmodel', 'dm_gaap') or a dict of ColumnMap fields."""
     backend: str = "local"
-    """Where stage III runs: 'local' (processes here) or 'slurm'."""
+    """Where stage III runs: 'local' (processes of this machine) or 'slurm' (the DAG's default: ``PZ_BACKEND``)."""
     partition_rows: int = 150_000
     """Rows per stage I partition (one stage III job each)."""
     truth_column: str | None = "redshift"
@@ -62,13 +64,15 @@ class RunSpec:
             self.estimators = [self.estimators]
         if not self.estimators:
             raise ValueError("estimators: at least one estimator is required")
+        twice = sorted({name for name in self.estimators if self.estimators.count(name) > 1})
+        if twice:
+            raise ValueError(f"estimators: {', '.join(twice)} listed more than once")
         for estimator in self.estimators:
             try:
                 EstimateConfig(estimator)
             except ValueError as error:
                 raise ValueError(f"estimators: {error}") from None
-        if self.backend not in ("local", "slurm"):
-            raise ValueError(f"backend: must be 'local' or 'slurm', got {self.backend!r}")
+        check_backend(self.backend)
         if not isinstance(self.partition_rows, int) or self.partition_rows <= 0:
             raise ValueError(f"partition_rows: must be a positive integer, got {self.partition_rows!r}")
         try:
@@ -106,28 +110,8 @@ class RunSpec:
 
     @classmethod
     def params_schema(cls) -> dict:
-        """JSON schema of the params (for Airflow's DAG params)."""
-        return {
-            "type": "object",
-            "required": ["release", "input", "train", "output"],
-            "additionalProperties": False,
-            "properties": {
-                "release": {"type": "string", "pattern": _RELEASE_PATTERN.pattern},
-                "input": {"type": "string", "minLength": 1},
-                "train": {"type": "string", "minLength": 1},
-                "output": {"type": "string", "minLength": 1},
-                "estimators": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-                "column_map": {"type": ["string", "object"]},
-                "backend": {"type": "string", "enum": ["local", "slurm"]},
-                "partition_rows": {"type": "integer", "minimum": 1},
-                "truth_column": {"type": ["string", "null"]},
-                "training_truth_column": {"type": "string"},
-                "rail_options": {"type": "object"},
-                "publish": {"type": "boolean"},
-                "owner": {"type": ["string", "null"], "pattern": USERNAME_PATTERN},
-                "resources": {"type": "object"},  # cluster resources (pzlib.cluster)
-            },
-        }
+        """JSON schema of the params (for Airflow's DAG params): :data:`pzlib.compute.params.RUN_PARAMS_SCHEMA`."""
+        return RUN_PARAMS_SCHEMA
 
     def to_params(self) -> dict:
         return asdict(self)

@@ -1,10 +1,10 @@
 """A stage III worker: one long-lived process that estimates every partition of one array task.
 
-    python -m pzlib.cluster.worker --plan ARRAY_DIR/plan.json --task-index 3
+    python -m pzlib.compute.worker --plan ARRAY_DIR/plan.json --task-index 3
 
 A Slurm array task runs it with its ``$SLURM_ARRAY_TASK_ID``, the local backend with the task's index.
 Process start-up (RAIL imports, model load, compilation) is paid once per task, not per partition: every
-partition of the task's share goes through the same loaded estimator (``pzlib.compute.estimate_partitions``,
+partition of the task's share goes through the same loaded estimator (:mod:`pzlib.compute.estimate_partitions`,
 which also keeps outputs that already exist and verify).
 
 A partition that fails is recorded with its error and the worker goes on with the next one; the exit code is
@@ -23,7 +23,12 @@ import time
 import traceback
 from pathlib import Path
 
-from pzlib.cluster.plan import ArrayPlan, partition_marker_path, read_json, write_json
+import structlog
+
+from pzlib.cluster.plan import read_json, write_json
+from pzlib.compute.array_plan import ArrayPlan, partition_marker_path
+from pzlib.compute.estimate_partitions import estimate_partition
+from pzlib.compute.spec import RunSpec
 
 EXIT_PARTITION_FAILED = 1
 EXIT_CANCELLED = 128 + signal.SIGTERM
@@ -43,11 +48,6 @@ def _say(message: str) -> None:
 
 def run_task(plan_path: Path, task_index: int) -> int:
     """Estimate every partition of task ``task_index`` of the plan; return the process exit code."""
-    import structlog
-
-    from pzlib.compute.estimate_partitions import estimate_partition
-    from pzlib.compute.spec import RunSpec
-
     # RAIL logs every chunk through structlog at info level; the job log keeps our per-partition lines instead.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     array_dir = plan_path.parent
@@ -88,7 +88,7 @@ def run_task(plan_path: Path, task_index: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pzlib.cluster.worker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pzlib.compute.worker", description=__doc__.split("\n")[0])
     parser.add_argument("--plan", required=True, type=Path, help="the array's plan.json")
     parser.add_argument("--task-index", required=True, type=int, help="the array task to run")
     args = parser.parse_args(argv)

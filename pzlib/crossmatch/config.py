@@ -26,6 +26,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from pzlib.column_maps import COLUMN_MAP_SCHEMA, column_map
 from pzlib.resources import include_path
 
 MAX_RADIUS_ARCSEC = 60.0
@@ -328,8 +329,6 @@ class TsmConfig(_OutputRequest):
         """The :class:`pzlib.catalog.ColumnMap` of ``column_map``, or None."""
         if self.column_map is None:
             return None
-        from pzlib.catalog import column_map
-
         try:
             return column_map(self.column_map)
         except (TypeError, ValueError) as error:
@@ -437,7 +436,8 @@ class TsmConfig(_OutputRequest):
                 "specz_columns": SpeczColumns.schema(),
                 "object_id_column": {"type": ["string", "null"], "minLength": 1},
                 "selected_columns": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
-                "column_map": {"type": ["string", "object", "null"]},
+                "column_map": {"type": ["string", "object", "null"],
+                               "anyOf": [*COLUMN_MAP_SCHEMA["anyOf"], {"type": "null"}]},
                 "convert_flux_to_mag": {"type": "boolean"},
                 "dereddening": {"type": ["string", "null"], "enum": [*DEREDDENING_METHODS, None]},
                 "radius_arcsec": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_RADIUS_ARCSEC},

@@ -34,15 +34,11 @@ import pandas as pd
 
 from pzlib.crossmatch.outputs import partition_order
 from pzlib.preprocess import NJY_AB_ZEROPOINT, SFD_EXTINCTION_COEFFICIENTS
+from pzlib.samples import OBJECT_COLUMN_MAP
 
 BANDS = ("u", "g", "r", "i", "z", "y")
 MANIFEST_NAME = "manifest.json"
 DM_EXAMPLE_FILE = "rubin_dm_dc2_example.pq"
-OBJECT_COLUMN_MAP = {
-    "value_template": "{band}_gaap1p0Flux", "error_template": "{band}_gaap1p0FluxErr", "kind": "flux",
-    "id_column": "objectId", "ra_column": "ra", "dec_column": "decl", "ebv_column": "ebv",
-}
-"""The object catalog's photometry as a :class:`pzlib.catalog.ColumnMap` (``dm_gaap`` plus its ``ebv``)."""
 REFERENCE_COLUMNS = {"id": "id", "ra": "ra", "dec": "dec", "z": "z", "z_err": "z_err", "z_flag": "z_flag"}
 
 # Quality mix of a survey's rows, by homogenized class 0–4: bright targets and targets at its depth limit.

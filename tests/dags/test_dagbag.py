@@ -17,7 +17,7 @@ from fixtures.airflow import AIRFLOW_SCRIPTS, REPO_ROOT, airflow_environment
 HEAVY_MODULES = {
     "numpy", "pandas", "pyarrow", "scipy", "sklearn", "jax", "numba", "astropy", "h5py", "tables",
     "rail", "qp", "tables_io", "lsdb", "hats", "nested_pandas", "dask", "great_expectations",
-    "pzlib.compute", "pzlib.catalog", "pzlib.estimate", "pzlib.preprocess",
+    "pzlib.compute.spec", "pzlib.catalog", "pzlib.estimate", "pzlib.preprocess",
 }  # fmt: skip
 
 STAGE_GROUPS = ["stage_1_acquire", "stage_2_train", "stage_3_estimate", "stage_4_postprocess"]
@@ -77,20 +77,24 @@ print("PZ_DAGBAG_REPORT " + json.dumps(report, default=str))
 """
 
 
-@pytest.fixture(scope="module")
-def dagbag_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """What parsing dags/ produced: DAGs, import errors, modules it loaded, how long it took."""
-    state_dir = tmp_path_factory.mktemp("airflow_parse")
+def parse_dags(state_dir, **settings: str) -> dict:
+    """What parsing dags/ produced, with these extra environment variables: DAGs, import errors, modules it
+    loaded, how long it took."""
     parsed = subprocess.run(
         ["bash", "-c", 'source "$1" && exec "$2" -c "$3"', "parse",
          AIRFLOW_SCRIPTS / "env.sh", sys.executable, _PARSE_SCRIPT],
-        env=airflow_environment(state_dir), capture_output=True, text=True, timeout=300,
+        env={**airflow_environment(state_dir), **settings}, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert parsed.returncode == 0, parsed.stderr
     report_line = next(line for line in parsed.stdout.splitlines() if line.startswith("PZ_DAGBAG_REPORT "))
     report = json.loads(report_line.removeprefix("PZ_DAGBAG_REPORT "))
     print(f"parsed {len(report['dags'])} DAG(s) in {report['parse_seconds']:.2f} s")
     return report
+
+
+@pytest.fixture(scope="module")
+def dagbag_report(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return parse_dags(tmp_path_factory.mktemp("airflow_parse"))
 
 
 def test_the_repo_dags_folder_is_parsed(dagbag_report):
@@ -175,8 +179,15 @@ def test_pz_compute_defaults_are_a_valid_run(dagbag_report):
     assert spec.release == "dc2-sample"
 
 
+def test_pz_compute_backend_defaults_to_the_deployments_setting(dagbag_report, tmp_path):
+    """PZ_BACKEND decides where the runs triggered without a backend, the scheduled ones among them, go."""
+    assert dagbag_report["dags"]["pz_compute"]["params"]["backend"]["default"] == "local"
+    on_slurm = parse_dags(tmp_path, PZ_BACKEND="slurm")
+    assert on_slurm["dags"]["pz_compute"]["params"]["backend"]["default"] == "slurm"
+
+
 def test_pz_compute_column_map_presets_are_pzlibs(dagbag_report):
-    from pzlib.catalog import COLUMN_MAPS
+    from pzlib.column_maps import COLUMN_MAPS
 
     column_map_schema = dagbag_report["dags"]["pz_compute"]["params"]["column_map"]["schema"]
     preset_choice = next(choice for choice in column_map_schema["anyOf"] if "enum" in choice)
@@ -241,7 +252,7 @@ def test_crossmatch_dag_defaults_are_a_valid_request_on_the_sample(dagbag_report
 
 
 def test_training_set_maker_column_map_presets_are_pzlibs(dagbag_report):
-    from pzlib.catalog import COLUMN_MAPS
+    from pzlib.column_maps import COLUMN_MAPS
 
     column_map_schema = dagbag_report["dags"]["training_set_maker"]["params"]["column_map"]["schema"]
     preset_choice = next(choice for choice in column_map_schema["anyOf"] if "enum" in choice)

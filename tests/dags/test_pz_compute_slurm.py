@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from fixtures.airflow import AIRFLOW_SCRIPTS, task_states, wait_for_dag, wait_for_run
 
-from pzlib.compute.estimate_partitions import estimate_all
+from pzlib.compute.estimate_partitions import estimate_partition
 from pzlib.compute.spec import RunSpec
 
 pytestmark = pytest.mark.slow
@@ -156,8 +156,8 @@ def test_every_partition_output_exists_once_and_equals_the_local_backends(slurm_
     array_dir = Path(json.loads((output / "bpz" / "jobs" / "state.json").read_text())["arrays"][0]["dir"])
     run_params = json.loads((array_dir / "plan.json").read_text())["params"]
     spec = RunSpec(**{**run_params, "output": str(local_output), "backend": "local"})
-    local = estimate_all(spec, "bpz", str(spec.model_path("bpz")),
-                                  [str(local_output / "stage1" / path.name) for path in partitions])
+    local = [estimate_partition(spec, "bpz", str(spec.model_path("bpz")), str(local_output / "stage1" / path.name))
+             for path in partitions]
 
     for local_path in local:
         ours = pq.read_table(output / "bpz" / "partitions" / Path(local_path).name)

@@ -19,17 +19,16 @@ from astropy.table import Table
 from fixtures.damage import flip_bit_in_data_page
 
 from pzlib.catalog import (
-    COLUMN_MAPS,
     AtomicParquetWriter,
     CatalogError,
     checksum_problem,
-    column_map,
     file_sha256,
     open_catalog,
     verify_parquet_pages,
     write_hats,
     write_parquet,
 )
+from pzlib.column_maps import COLUMN_MAPS, column_map
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 real backend (fixtures ``backend``, ``new_backend`` and ``kill_task``).
 
 :class:`BackendContract` drives arrays of a tiny stand-in task (sleeper.py); :class:`StageThreeContract` runs
-stage III for real (``pzlib.cluster.worker`` estimating DC2 partitions with BPZ): outputs, resubmission of a
+stage III for real (``pzlib.compute.worker`` estimating DC2 partitions with BPZ): outputs, resubmission of a
 missing partition, re-attaching after a restart, a task killed mid-run.
 """
 
@@ -17,10 +17,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pzlib.cluster.backend import ArrayHandle, ArrayRequest, TaskState, all_terminal
-from pzlib.cluster.estimate_array import EstimateArray, Waiting
-from pzlib.cluster.plan import partition_marker_path, read_json
+from pzlib.cluster.backend import ArrayHandle, ArrayRequest, TaskState, Waiting, all_terminal
+from pzlib.cluster.plan import read_json
 from pzlib.cluster.resources import Resources
+from pzlib.compute.array_plan import partition_marker_path
+from pzlib.compute.estimate_array import EstimateArray
 
 SLEEPER = Path(__file__).with_name("sleeper.py")
 DEADLINE_S = 180

@@ -10,7 +10,7 @@ import pytest
 from backend_contract import StageThreeRun, copy_run
 
 from pzlib.compute.acquire import acquire
-from pzlib.compute.estimate_partitions import estimate_all
+from pzlib.compute.estimate_partitions import estimate_partition
 from pzlib.compute.spec import RunSpec
 from pzlib.compute.train import train_model
 
@@ -31,7 +31,7 @@ def reference_outputs(prepared_run, tmp_path_factory) -> dict[str, Path]:
     output = tmp_path_factory.mktemp("stage3") / "reference"
     shutil.copytree(prepared_run.spec.output_path, output)
     run = copy_run(prepared_run, output, copy=False)
-    outputs = estimate_all(run.spec, "bpz", run.model_path, run.partition_paths)
+    outputs = [estimate_partition(run.spec, "bpz", run.model_path, path) for path in run.partition_paths]
     return {Path(path).name: Path(path) for path in outputs}
 
 

@@ -16,10 +16,10 @@ import pytest
 from backend_contract import SLEEPER, BackendContract, StageThreeContract, sleeper_request, wait_for_end
 
 from pzlib.cluster.backend import ArrayHandle, ArrayPoller, SubmissionRejected
-from pzlib.cluster.estimate_array import EstimateArray, PartitionsFailed
 from pzlib.cluster.resources import Resources
 from pzlib.cluster.slurm import SlurmBackend, merge_states
 from pzlib.cluster.ssh import SSHConfigError, SSHSettings
+from pzlib.compute.estimate_array import EstimateArray, PartitionsFailed
 
 
 @pytest.fixture(scope="module")

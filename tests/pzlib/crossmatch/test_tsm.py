@@ -315,7 +315,7 @@ def test_a_spec_z_catalog_off_the_object_catalog_is_named(crossmatch_sample, tmp
 
 
 def test_the_sample_column_map_is_a_column_map():
-    from pzlib.catalog import column_map
+    from pzlib.column_maps import column_map
 
     assert column_map(OBJECT_COLUMN_MAP).ebv_column == "ebv"
     assert {model.survey for model in SURVEYS} == {"2DFGRS", "SDSS", "VVDS", "JADES", "2MRS"}
