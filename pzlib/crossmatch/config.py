@@ -10,7 +10,8 @@ still before any work. ``params_schema()`` gives the JSON schema the DAGs' param
 A PZ Server request (LIneA's ``param`` fields of a process: ``crossmatch.radius_arcsec``, ``flux_type``,
 ``split.train_fraction``, ...) becomes params here too, by ``params_from_pzserver_request``: what those fields
 mean, and the default of one left out, is each config's own; :data:`PZSERVER_REQUESTS` hands the translations to
-the PZ Server (:class:`pzlib.registry.process_runs.ProcessRuns`), which knows no pipeline's parameters.
+the PZ Server (:class:`pzlib.registry.process_runs.ProcessRuns`), which knows no pipeline's parameters, and
+:data:`PZSERVER_REQUEST_FIELDS` the fields its pipeline forms ask for, with their params' schemas.
 
 The module imports only the standard library (and pzlib's settings); checking a ``column_map`` or the flag
 translations loads the small parts of pzlib they live in, never lsdb.
@@ -134,6 +135,20 @@ def _request_section(param: dict, name: str, known: set[str]) -> dict:
 
 def _fingerprint(values: dict) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class RequestField:
+    """One of LIneA's ``param`` fields of a PZ Server request, as a form asks for it."""
+
+    path: str
+    """Where the value goes in ``param``, dotted: ``crossmatch.radius_arcsec``."""
+    param: str
+    """The config param it sets, which a ``ValueError`` of the config names."""
+    label: str
+    help: str
+    schema: dict
+    """JSON schema of the value: the config param's own (its range, its choices) or the request's words for it."""
 
 
 class _OutputRequest:
@@ -421,6 +436,33 @@ class TsmConfig(_OutputRequest):
         return params
 
     @classmethod
+    def request_fields(cls) -> tuple[RequestField, ...]:
+        """LIneA's ``param`` fields a PZ Server request may set, each with the schema of its config param."""
+        schema = cls.params_schema()["properties"]
+        return (
+            RequestField("crossmatch.radius_arcsec", "radius_arcsec", "Match radius (arcsec)",
+                         "A spec-z and an object closer than this are a match.", schema["radius_arcsec"]),
+            RequestField("crossmatch.n_neighbors", "n_neighbors", "Objects per spec-z",
+                         "Objects kept per spec-z within the radius, nearest first.", schema["n_neighbors"]),
+            RequestField("duplicate_criteria", "duplicate_criteria", "Object matched twice",
+                         "closest: the nearest spec-z keeps the object; all: every pair is kept.",
+                         schema["duplicate_criteria"]),
+            RequestField("flux_type", "column_map", "Photometry",
+                         "auto: the release's own columns; cmodel or gaap: those fluxes.",
+                         {"type": "string", "enum": ["auto", *_FLUX_TYPES]}),
+            RequestField("convert_flux_to_mag", "convert_flux_to_mag", "Fluxes to AB magnitudes",
+                         "RAIL's mag_{band}_lsst columns instead of the fluxes.", schema["convert_flux_to_mag"]),
+            RequestField("dereddening", "dereddening", "Dereddening",
+                         "sfd: correct for Galactic extinction with the release's E(B−V) column; none: as measured.",
+                         {"type": "string", "enum": [*DEREDDENING_METHODS, "none"]}),
+            RequestField("split.train_fraction", "train_fraction", "Training fraction",
+                         "Share of rows flagged is_training_set; the rest is the test set.",
+                         {**schema["train_fraction"], "type": "number"}),
+            RequestField("split.seed", "split_seed", "Split seed", "The same seed gives the same split.",
+                         schema["split_seed"]),
+        )
+
+    @classmethod
     def params_schema(cls) -> dict:
         """JSON schema of the params (the DAG's params refine it)."""
         path = {"type": "string", "minLength": 1}
@@ -622,6 +664,21 @@ class CrcConfig(_OutputRequest):
         return params
 
     @classmethod
+    def request_fields(cls) -> tuple[RequestField, ...]:
+        """LIneA's ``param`` fields a PZ Server request may set, each with the schema of its config param (the
+        flag translation file is sent as a file, not a field)."""
+        schema = cls.params_schema()["properties"]
+        return (
+            RequestField("combine_type", "combine_type", "Duplicates",
+                         "concatenate: keep every row; mark: flag the rows of one object; remove: keep the best.",
+                         schema["combine_type"]),
+            RequestField("crossmatch.radius_arcsec", "radius_arcsec", "Same-object radius (arcsec)",
+                         "Rows closer than this are the same object.", schema["radius_arcsec"]),
+            RequestField("crossmatch.n_neighbors", "n_neighbors", "Neighbours searched",
+                         "Neighbours searched per row within the radius, itself included.", schema["n_neighbors"]),
+        )
+
+    @classmethod
     def params_schema(cls) -> dict:
         """JSON schema of the params (the DAG's params refine it)."""
         return {
@@ -663,3 +720,9 @@ PZSERVER_REQUESTS = {
 }
 """How a PZ Server request of each pipeline (by its name in :mod:`pzlib.registry.pipelines`) becomes checked
 params: what the PZ Server hands :class:`pzlib.registry.process_runs.ProcessRuns`."""
+
+PZSERVER_REQUEST_FIELDS = {
+    "training_set_maker": TsmConfig.request_fields(),
+    "combine_redshift_dedup": CrcConfig.request_fields(),
+}
+"""The ``param`` fields of each pipeline's PZ Server request, for the PZ Server's forms."""

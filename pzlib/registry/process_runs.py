@@ -225,7 +225,9 @@ class ProcessRuns:
                 flag_translation_file=str(flags_path) if flags_path else None,
             )
         except ValueError as error:
-            raise InvalidInput(f"pipeline {chosen.name}: {_named_input(str(error), tables)}") from None
+            # The flag file's path is ours (a temporary or work folder): the user knows the file by its name.
+            message = str(error).replace(str(flags_path), flags_path.name) if flags_path else str(error)
+            raise InvalidInput(f"pipeline {chosen.name}: {_named_input(message, tables)}") from None
 
     def _input(self, user: User, chosen: Pipeline, reference: int | str) -> tuple[Product, ProductFile, dict]:
         """An input product, its main file and its column roles, checked for the pipeline."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, func, insert, select, update
 
 from pzlib.registry import checks, queries, schema, transactions
 from pzlib.registry.checks import UNSET, Unset
 from pzlib.registry.errors import InvalidInput, NotFound
-from pzlib.registry.records import Process, User
+from pzlib.registry.records import Page, Process, User
 from pzlib.registry.schema import ProcessStatus
 
 _processes = schema.processes
@@ -127,6 +127,29 @@ class ProcessRegistry:
         if found is None or not (user.is_admin or found.owner_id == user.id):
             raise NotFound(f"process {process_id!r} does not exist or is not yours")
         return found
+
+    def list_processes(self, user: User, *, page: int = 1, page_size: int = 25) -> Page[Process]:
+        """One page of the processes ``user`` may see (their own; an admin every one), newest first.
+
+        Raises
+        ------
+        InvalidInput
+            A page or page size that is not a positive integer.
+        """
+        for name, value in (("page", page), ("page_size", page_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInput(f"{name} must be a positive integer, got {value!r}")
+        visible = select(_processes.c.id)
+        if not user.is_admin:
+            visible = visible.where(_processes.c.user_id == user.id)
+        with self.engine.connect() as connection:
+            count = connection.scalar(select(func.count()).select_from(visible.subquery()))
+            ids = connection.scalars(
+                visible.order_by(_processes.c.created_at.desc(), _processes.c.id.desc())
+                .limit(page_size).offset((page - 1) * page_size)
+            ).all()
+            found = tuple(queries.process_by_id(connection, process_id) for process_id in ids)
+        return Page(count=count, results=found, page=page, page_size=page_size)
 
     def find_process(self, process_id: int) -> Process:
         """The process with this id, whoever requested it (for the platform's own tasks).
