@@ -48,6 +48,7 @@ from pzserver_app import (
     routes_downloads,
     routes_files,
     routes_pages,
+    routes_process_pages,
     routes_processes,
     routes_products,
     routes_reference,
@@ -137,6 +138,7 @@ def create_app(
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(routes_pages.router, prefix=UI_PREFIX)
+    app.include_router(routes_process_pages.router, prefix=UI_PREFIX)
     _add_error_handlers(app)
     app.add_middleware(LimitBodies, settings=lambda: app.state.pz_context.get().settings)
     app.add_middleware(NormalizePaths)

@@ -3,12 +3,54 @@
 The plugin runs in the api-server, next to Airflow's metadata database: a run is created with Airflow's own
 ``trigger_dag`` (as the REST API's trigger does, checked against the DAG's params), read back from ``DagRun``,
 and stopped with ``set_dag_run_state_to_failed`` (as the REST API's "mark failed" does: running tasks are
-killed, the others skipped). Airflow is imported on first use only, so importing the plugin stays cheap.
+killed, the others skipped). The process page also reads the run's task instances and a failed task's log
+(through Airflow's ``TaskLogReader``, as the REST API's log route does), cut to what a user needs by
+:func:`log_excerpt`. Airflow is imported on first use only, so importing the plugin stays cheap.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+LOG_EXCERPT_LINES = 30
+"""Log lines a failed task's excerpt keeps, ending with its error."""
+
+_AIRFLOW_LOGGERS = ("airflow.", "airflow", "task.stdout", "supervisor", "sqlalchemy")
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """One task instance of a DAG run, as the process page shows it."""
+
+    task_id: str
+    map_index: int
+    """-1 for a task that is not mapped."""
+    state: str | None
+    """Airflow's state (``success``, ``running``, ``failed``, ...); None when not scheduled yet."""
+    try_number: int
+    started_at: datetime | None
+    ended_at: datetime | None
+
+
+def log_excerpt(messages: Iterable[dict[str, Any]], lines: int = LOG_EXCERPT_LINES) -> list[str]:
+    """The part of a failed task's structured log a user needs: the events before its first error and the error
+    itself (exception type and message, no frames), without Airflow's own messages and group markers."""
+    kept: list[str] = []
+    for message in messages:
+        event = str(message.get("event") or "")
+        logger = str(message.get("logger") or "")
+        if event.startswith("::") or logger.startswith(_AIRFLOW_LOGGERS) and message.get("level") != "error":
+            continue
+        for detail in message.get("error_detail") or ():
+            event += f"\n{detail.get('exc_type', 'Error')}: {detail.get('exc_value', '')}"
+        if event:
+            kept.append(f"{str(message.get('level') or 'info').upper()} {event}")
+        if message.get("level") in ("error", "critical"):
+            break
+    return kept[-lines:]
 
 
 class AirflowDagRuns:
@@ -51,3 +93,44 @@ class AirflowDagRuns:
                 return
             dag = DBDagBag().get_dag_for_run(run, session=session)
             set_dag_run_state_to_failed(dag=dag, run_id=run_id, commit=True, session=session)
+
+    def tasks(self, dag_id: str, run_id: str) -> list[TaskState]:
+        """The run's task instances, in the order Airflow started them."""
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            found = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag_id,
+                                                               TaskInstance.run_id == run_id)).all()
+            states = [TaskState(task.task_id, task.map_index, None if task.state is None else
+                                str(getattr(task.state, "value", task.state)), task.try_number, task.start_date,
+                                task.end_date) for task in found]
+        return sorted(states, key=lambda task: (task.started_at is None, task.started_at or datetime.max,
+                                                task.task_id, task.map_index))
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> list[dict]:
+        """The structured log of one try of a task, as Airflow's log route reads it."""
+        from airflow.models.dagbag import DBDagBag
+        from airflow.models.taskinstance import TaskInstance
+        from airflow.models.taskinstancehistory import TaskInstanceHistory
+        from airflow.utils.log.log_reader import TaskLogReader
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        reader = TaskLogReader()
+        with create_session() as session:
+            task = None
+            for model in (TaskInstance, TaskInstanceHistory):
+                task = session.scalar(select(model).where(
+                    model.dag_id == dag_id, model.run_id == run_id, model.task_id == task_id,
+                    model.map_index == map_index, model.try_number == try_number))
+                if task is not None:
+                    break
+            if task is None or not reader.supports_read:
+                return []
+            dag = DBDagBag().get_dag_for_run(task.dag_run, session=session)
+            if dag is not None and task_id in dag.task_ids:
+                task.task = dag.get_task(task_id)
+            stream, _ = reader.read_log_chunks(task, try_number, {"download_logs": True})
+            return [message.model_dump(mode="json") for message in stream]

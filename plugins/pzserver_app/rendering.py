@@ -135,6 +135,28 @@ def _moment(value: datetime | None) -> str:
     return "—" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _duration(seconds: int | None) -> str:
+    """Seconds for people: ``2 h 05 min``, ``3 min 07 s``, ``12 s``."""
+    if seconds is None:
+        return "—"
+    hours, rest = divmod(max(seconds, 0), 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
+
+
+def _flat_items(values: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted name, value) of a nested mapping's leaves, in order: a run's parameters as a table."""
+    items: list[tuple[str, Any]] = []
+    for name, value in values.items():
+        if isinstance(value, dict) and value:
+            items.extend(_flat_items(value, f"{prefix}{name}."))
+        else:
+            items.append((f"{prefix}{name}", value))
+    return items
+
+
 def _environment() -> Environment:
     environment = Environment(
         loader=FileSystemLoader(TEMPLATES_DIR),
@@ -143,7 +165,8 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters.update(number=_number, percent=_percent, size=_size, moment=_moment, cell=_cell)
+    environment.filters.update(number=_number, percent=_percent, size=_size, moment=_moment, cell=_cell,
+                               duration=_duration, flat_items=_flat_items)
     return environment
 
 

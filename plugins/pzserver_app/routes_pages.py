@@ -1,8 +1,9 @@
 """Routes of the pages: official (Rubin) and user products, a product, the upload wizard, a validation report.
 
 Every page depends on ``current_user`` like the API; for a page, a failed login becomes a redirect to Airflow's
-login and other errors become error pages (``app``'s handlers ask ``rendering.is_page_request``). Pages only
-read: the JavaScript they load makes changes through the REST API.
+login and other errors become error pages (``app``'s handlers ask ``rendering.is_page_request``). These pages
+only read: the JavaScript they load makes changes through the REST API. The pipeline and process pages are in
+``routes_process_pages``, whose two forms (a pipeline request, the stop button) post to the pages.
 """
 
 from __future__ import annotations

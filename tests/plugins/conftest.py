@@ -27,6 +27,7 @@ from api_calls import API, create_product, published_specz  # noqa: E402
 from pzserver_app.app import create_app  # noqa: E402
 from pzserver_app.auth import AirflowIdentity  # noqa: E402
 from pzserver_app.context import ServerContext  # noqa: E402
+from pzserver_app.dag_runs import TaskState  # noqa: E402
 
 from pzlib.config import Settings  # noqa: E402
 from pzlib.registry import AuthenticationFailed, Registry, User, schema  # noqa: E402
@@ -54,13 +55,16 @@ class AirflowLogins:
 
 
 class RecordedDagRuns:
-    """Stand-in for Airflow's DAG runs: records triggers and stops; a test sets a run's state."""
+    """Stand-in for Airflow's DAG runs: records triggers and stops; a test sets a run's state, its task states
+    and its task logs (``logs[(run_id, task_id)]``: structured log messages)."""
 
     def __init__(self):
         self.triggered: list[dict] = []
         self.states: dict[str, str | None] = {}
         self.stopped: list[str] = []
         self.refuse: Exception | None = None
+        self.task_states: dict[str, list[TaskState]] = {}
+        self.logs: dict[tuple[str, str], list[dict]] = {}
 
     def trigger(self, dag_id: str, run_id: str, conf: dict, user: str) -> None:
         if self.refuse is not None:
@@ -74,6 +78,12 @@ class RecordedDagRuns:
     def stop(self, dag_id: str, run_id: str) -> None:
         self.stopped.append(run_id)
         self.states[run_id] = "failed"
+
+    def tasks(self, dag_id: str, run_id: str) -> list[TaskState]:
+        return self.task_states.get(run_id, [])
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, map_index: int, try_number: int) -> list[dict]:
+        return self.logs.get((run_id, task_id), [])
 
 
 @dataclass

@@ -27,7 +27,12 @@ EXPECTED_PAGES = {
     "/ui/products/{product}/report/{plot}",
     "/ui/upload/",
     "/ui/static/{name}",
+    "/ui/pipelines/",
+    "/ui/processes/",
+    "/ui/processes/{process_id}/",
 }
+POSTED_PAGES = {"/ui/pipelines/{pipeline}/", "/ui/processes/{process_id}/stop/"}
+"""The forms that change state (same-origin checked, as the API's changes): a pipeline request, a stop."""
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +53,9 @@ def login(server):
     server.client.cookies.clear()
 
 
-def page_routes(app) -> set[str]:
-    return {route.path for route in app.routes if isinstance(route, APIRoute) and route.path.startswith("/ui/")}
+def page_routes(app, method: str = "GET") -> set[str]:
+    return {route.path for route in app.routes
+            if isinstance(route, APIRoute) and route.path.startswith("/ui/") and method in route.methods}
 
 
 def html(response) -> str:
@@ -58,11 +64,12 @@ def html(response) -> str:
     return response.text
 
 
-def test_the_pages_are_exactly_these_routes_all_read_only(server):
+def test_the_pages_are_exactly_these_routes_all_read_only_but_two_forms(server):
     assert page_routes(server.app) == EXPECTED_PAGES
+    assert page_routes(server.app, "POST") == POSTED_PAGES
     methods = {method for route in server.app.routes if isinstance(route, APIRoute)
                and route.path.startswith("/ui/") for method in route.methods}
-    assert methods == {"GET"}
+    assert methods == {"GET", "POST"}
 
 
 @pytest.mark.parametrize(
@@ -75,10 +82,14 @@ def test_every_page_sends_a_missing_or_bad_login_to_airflows_login(server, as_al
     before = server.snapshot()
     for path in sorted(page_routes(server.app)):
         url = "/pzserver" + re.sub(r"\{product\}", str(product["id"]), path).replace("{plot}", "nz.png").replace(
-            "{name}", "pzserver.css") + "?search=x"
+            "{name}", "pzserver.css").replace("{process_id}", "1") + "?search=x"
         response = server.client.get(url, headers=credentials, follow_redirects=False)
         assert response.status_code == 307, f"GET {url} answered {response.status_code}: {response.text[:200]}"
         assert response.headers["location"] == f"/auth/login?next={quote(url, safe='')}"
+    for path in sorted(POSTED_PAGES):
+        url = "/pzserver" + path.replace("{pipeline}", "training_set_maker").replace("{process_id}", "1")
+        response = server.client.post(url, headers=credentials, data={"display_name": "x"}, follow_redirects=False)
+        assert response.status_code == 307, f"POST {url} answered {response.status_code}: {response.text[:200]}"
     assert server.snapshot() == before
 
 
@@ -93,6 +104,8 @@ def test_each_page_renders_for_a_logged_in_user(server, as_alice, login, report_
         f"/products/{catalog['internal_name']}/": "DESI spec-z",
         f"/products/{report.id}/report/": "Validation report",
         "/upload/": "Upload a product",
+        "/pipelines/": "Pipelines",
+        "/processes/": "Processes",
     }
     for path, heading in pages.items():
         response = server.client.get(UI + path)
@@ -109,7 +122,8 @@ def test_no_page_carries_inline_script_or_style(server, as_alice, login, report_
     catalog = published_specz(server, as_alice)
     alice = login("alice")
     report = publish_report(server.context.files, alice, report_folder, display_name="DC2 validation")
-    for path in ("/products/user/", f"/products/{catalog['id']}/", f"/products/{report.id}/report/", "/upload/"):
+    for path in ("/products/user/", f"/products/{catalog['id']}/", f"/products/{report.id}/report/", "/upload/",
+                 "/pipelines/", "/processes/"):
         text = html(server.client.get(UI + path))
         for script in re.findall(r"<script[^>]*>", text):
             assert "src=" in script or 'type="application/json"' in script, f"{path}: inline {script}"
