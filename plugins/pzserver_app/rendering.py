@@ -15,9 +15,11 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -135,6 +137,24 @@ def _moment(value: datetime | None) -> str:
     return "—" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _safe_link(url: str) -> bool:
+    """Links a description may carry: http and https only (no javascript:, data:, relative or file links)."""
+    try:
+        return urlsplit(url.strip()).scheme.lower() in ("http", "https")
+    except ValueError:
+        return False
+
+
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).disable("image")
+"""Descriptions are users' Markdown: raw HTML is shown as text, images are not loaded, links only to the web."""
+_MARKDOWN.validateLink = _safe_link
+
+
+def _markdown(text: str | None) -> Markup:
+    """A product description's Markdown as HTML, safe to put in a page."""
+    return Markup(_MARKDOWN.render(text or ""))
+
+
 def _duration(seconds: int | None) -> str:
     """Seconds for people: ``2 h 05 min``, ``3 min 07 s``, ``12 s``."""
     if seconds is None:
@@ -166,7 +186,8 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters.update(number=_number, percent=_percent, size=_size, moment=_moment, cell=_cell,
-                               duration=_duration, flat_items=_flat_items)
+                               duration=_duration, flat_items=_flat_items,
+                               markdown=_markdown)
     return environment
 
 

@@ -204,3 +204,23 @@ def test_the_log_excerpt_keeps_the_last_lines_up_to_the_error():
     messages.append({"event": "boom", "level": "error"})
     excerpt = log_excerpt(messages, lines=5)
     assert excerpt == ["INFO line 46", "INFO line 47", "INFO line 48", "INFO line 49", "ERROR boom"]
+
+
+def test_a_hostile_markdown_description_is_shown_as_text_with_web_links_only(server, as_alice, login):
+    hostile = ("# Notes\n\n<script>alert('pwned')</script> <img src=x onerror=alert(1)>\n\n"
+               "[click](javascript:alert(1)) [data](data:text/html,hi) <javascript:alert(2)> "
+               "[paper](https://arxiv.org/abs/2306.00000) *fine*")
+    product = published_specz(server, as_alice, description=hostile)
+    login("alice")
+    page = server.client.get(f"{UI}/products/{product['id']}/").text
+    description = re.search(r'<div class="markdown" id="product-description">(.*?)</div>', page, re.S).group(1)
+    assert "<h1>Notes</h1>" in description and "<em>fine</em>" in description
+    assert '<a href="https://arxiv.org/abs/2306.00000">paper</a>' in description
+    assert "&lt;script&gt;" in description and "<script" not in description and "<img" not in description
+    assert re.findall(r'href="([^"]*)"', description) == ["https://arxiv.org/abs/2306.00000"]
+
+
+def test_the_column_association_menu_shows_each_roles_ucd(server, as_alice, login):
+    login("alice")
+    page = server.client.get(f"{UI}/upload/").text
+    assert re.search(r'<option value="RA">[^<]* · UCD pos\.eq\.ra;meta\.main</option>', page)
