@@ -19,7 +19,8 @@ DATA_DIR = Path(__file__).parent / "data"
 
 # Fixture modules of tests/fixtures/ that several test folders share.
 pytest_plugins = [
-    "fixtures.airflow", "fixtures.cluster", "fixtures.crossmatch", "fixtures.registry", "fixtures.s3",
+    "fixtures.airflow", "fixtures.browser", "fixtures.cluster", "fixtures.crossmatch", "fixtures.registry",
+    "fixtures.s3",
 ]
 
 

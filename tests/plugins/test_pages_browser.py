@@ -1,44 +1,19 @@
 """The PZ Server pages in a real headless Chromium against the running api-server: log in through Airflow's
 login page, upload a spec-z catalog through the wizard inside the Airflow UI's frame, associate its columns,
 publish it, find it with the search, open its page, download it, share and delete it; and a validation report
-page with its plots. Screenshots of each page in light and dark mode go to the test's temporary folder.
+page with its plots. Screenshots of each page in light and dark mode go to var/screenshots/.
 
-Chromium and chromedriver are Debian's (scripts/ci/browser.sh installs them, as root) driven by selenium.
-Without them, or without selenium, the tests skip with the reason, except under ``CI=true``, where they fail.
+The browser, the login and the helpers are tests/fixtures/browser.py's.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import time
 import zipfile
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
-from fixtures.registry import unavailable
+from fixtures.browser import screenshot, set_theme, visible, wait_for, wait_for_download
 from fixtures.reports import PLOT_NAMES, write_report_folder
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BROWSER_SCRIPT = REPO_ROOT / "scripts" / "ci" / "browser.sh"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1280,960",
-)
-WAIT_S = 60
-"""Longest wait for a page or an element: the api-server shares two cores with three other services."""
 
 PRODUCT_NAME = "Browser test spec-z"
 CATALOG_CSV = "galaxy_id,ra,dec,zspec_final,zspec_err\n" + "".join(
@@ -47,143 +22,18 @@ CATALOG_CSV = "galaxy_id,ra,dec,zspec_final,zspec_err\n" + "".join(
 )
 
 
-@pytest.fixture(scope="session")
-def chromium() -> tuple[Path, Path]:
-    """(chromium, chromedriver), installed by scripts/ci/browser.sh when missing and this is root."""
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        unavailable("selenium is not installed: install the pinned requirements (make install)")
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        if os.geteuid() != 0:
-            unavailable(f"{CHROMIUM} and {CHROMEDRIVER} are missing and installing them needs root: "
-                        f"run {BROWSER_SCRIPT.relative_to(REPO_ROOT)} as root")
-        installed = subprocess.run([BROWSER_SCRIPT], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                   timeout=1200)
-        assert installed.returncode == 0, f"browser.sh failed:\n{installed.stdout}\n{installed.stderr}"
-    return CHROMIUM, CHROMEDRIVER
-
-
-@pytest.fixture(scope="module")
-def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("downloads")
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("screenshots")
-    print(f"screenshots in {folder}")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def browser(chromium, downloads: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """A headless Chromium with a fresh profile, saving downloads to ``downloads`` without asking."""
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver_binary = chromium
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(binary)
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(flag)
-    options.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads),
-        "download.prompt_for_download": False,
-        "safebrowsing.enabled": False,
-    })
-    driver = webdriver.Chrome(service=Service(str(driver_binary)), options=options)
-    try:
-        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
-        driver.set_page_load_timeout(WAIT_S)
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture(scope="module")
-def logged_in(browser, airflow_services):
-    """The browser after logging in through Airflow's login page, which a page request redirects to."""
-    from selenium.webdriver.common.by import By
-
-    browser.get(f"{airflow_services.url}/pzserver/ui/products/user/")
-    wait_for(browser, lambda: "/auth/login" in browser.current_url, "the redirect to Airflow's login page")
-    assert "next=" in browser.current_url
-    username = wait_for(browser, lambda: _visible(browser, By.NAME, "username"), "the login form")
-    username.send_keys(airflow_services.username)
-    browser.find_element(By.NAME, "password").send_keys(airflow_services.password)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait_for(browser, lambda: browser.current_url.endswith("/pzserver/ui/products/user/"),
-             "the way back from the login page to the page asked for")
-    wait_for(browser, lambda: _visible(browser, By.CSS_SELECTOR, "h1"), "the user products page")
-    assert browser.find_element(By.CSS_SELECTOR, "h1").text == "User products"
-    assert browser.find_element(By.CSS_SELECTOR, ".username").text.startswith(airflow_services.username)
-    return browser
-
-
-def wait_for(browser, condition, what: str, timeout_s: float = WAIT_S):
-    """The first truthy value of ``condition()``; fails naming ``what`` (with the page) on a timeout."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except (NoSuchElementException, StaleElementReferenceException):
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-    raise AssertionError(f"waited {timeout_s:.0f} s for {what}; at {browser.current_url}; console errors: {errors}")
-
-
-def _visible(browser, by: str, value: str):
-    element = browser.find_element(by, value)
-    return element if element.is_displayed() else None
-
-
-def set_theme(browser, theme: str) -> None:
-    """Click the toggle when the page does not show ``theme`` (it starts with the system's); check the page's
-    background follows."""
-    from selenium.webdriver.common.by import By
-
-    toggle = browser.find_element(By.ID, "theme-toggle")
-    if toggle.get_attribute("data-theme-now") != theme:
-        toggle.click()
-        assert browser.execute_script("return document.documentElement.dataset.theme") == theme
-    wait_for(browser, lambda: browser.find_element(By.ID, "theme-toggle").get_attribute("data-theme-now") == theme,
-             f"{theme} mode")
-    background = browser.execute_script("return getComputedStyle(document.body).backgroundColor")
-    red, green, blue = (int(part) for part in background[background.index("(") + 1 : -1].split(",")[:3])
-    assert (red + green + blue < 150) == (theme == "dark"), f"{theme} mode shows the background {background}"
-
-
-def screenshot(browser, folder: Path, name: str) -> Path:
-    """The whole page (the window grown to its height) as ``name``.png."""
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1280, min(max(height + 120, 960), 4000))
-    path = folder / f"{name}.png"
-    assert browser.save_screenshot(str(path)), f"no screenshot of {name}"
-    browser.set_window_size(1280, 960)
-    return path
-
-
-def wait_for_download(downloads: Path, name: str, browser) -> bytes:
-    path = downloads / name
-    wait_for(browser, lambda: path.exists() and not list(downloads.glob("*.crdownload")), f"the download of {name}")
-    return path.read_bytes()
-
-
 def test_the_pages_are_in_the_airflow_navigation(airflow_services):
     with airflow_services.client() as client:
         plugins = client.get("/api/v2/plugins").json()["plugins"]
     [plugin] = [plugin for plugin in plugins if plugin["name"] == "pzserver"]
     views = {view["name"]: view for view in plugin["external_views"]}
-    assert set(views) == {"Rubin products", "User products", "Upload a product"}
+    assert set(views) == {"Rubin products", "User products", "Upload a product", "Pipelines", "Processes",
+                          "PZ Compute"}
     assert {view["category"] for view in views.values()} == {"PZ Server"}
     assert views["Upload a product"]["href"] == "/pzserver/ui/upload/"
     assert views["Upload a product"]["url_route"] == "pzserver-upload"
+    assert views["Pipelines"]["href"] == "/pzserver/ui/pipelines/"
+    assert views["Processes"]["href"] == "/pzserver/ui/processes/"
 
 
 def test_a_catalog_is_uploaded_associated_published_found_downloaded_shared_and_deleted(
@@ -199,17 +49,17 @@ def test_a_catalog_is_uploaded_associated_published_found_downloaded_shared_and_
 
     # The wizard inside the Airflow UI, in the frame its navigation entry opens.
     browser.get(f"{url}/plugin/pzserver-upload")
-    frame = wait_for(browser, lambda: _visible(browser, By.CSS_SELECTOR, "iframe[title='Upload a product']"),
+    frame = wait_for(browser, lambda: visible(browser, By.CSS_SELECTOR, "iframe[title='Upload a product']"),
                      "the Airflow UI's frame of the upload wizard")
     browser.switch_to.frame(frame)
-    wait_for(browser, lambda: _visible(browser, By.ID, "display_name"), "the wizard's first step")
+    wait_for(browser, lambda: visible(browser, By.ID, "display_name"), "the wizard's first step")
     browser.find_element(By.ID, "display_name").send_keys(PRODUCT_NAME)
     Select(browser.find_element(By.ID, "product_type")).select_by_value("redshift_catalog")
     browser.find_element(By.ID, "description").send_keys("Twenty galaxies uploaded by the browser test.")
     browser.find_element(By.ID, "details-next").click()
-    wait_for(browser, lambda: _visible(browser, By.ID, "main_file"), "the files step").send_keys(str(catalog))
+    wait_for(browser, lambda: visible(browser, By.ID, "main_file"), "the files step").send_keys(str(catalog))
     browser.find_element(By.ID, "files-upload").click()
-    wait_for(browser, lambda: _visible(browser, By.CSS_SELECTOR, "#association tbody tr"), "the columns step")
+    wait_for(browser, lambda: visible(browser, By.CSS_SELECTOR, "#association tbody tr"), "the columns step")
 
     def association(column: str) -> tuple[str, str]:
         return (browser.find_element(By.NAME, f"alias-{column}").get_attribute("value"),
@@ -226,13 +76,13 @@ def test_a_catalog_is_uploaded_associated_published_found_downloaded_shared_and_
     screenshot(browser, screenshots, "upload-wizard-columns-in-airflow")
     browser.switch_to.frame(browser.find_element(By.CSS_SELECTOR, "iframe[title='Upload a product']"))
     browser.find_element(By.ID, "publish").click()
-    wait_for(browser, lambda: _visible(browser, By.ID, "step-done"), "the published step")
+    wait_for(browser, lambda: visible(browser, By.ID, "step-done"), "the published step")
     assert browser.find_element(By.ID, "done-name").text == PRODUCT_NAME
     browser.switch_to.default_content()
 
     # Found with the search, among the user products.
     browser.get(f"{url}/pzserver/ui/products/user/")
-    search = wait_for(browser, lambda: _visible(browser, By.ID, "search"), "the search box")
+    search = wait_for(browser, lambda: visible(browser, By.ID, "search"), "the search box")
     search.send_keys("browser test")
     browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
     wait_for(browser, lambda: "search=browser+test" in browser.current_url, "the search results")
@@ -243,7 +93,7 @@ def test_a_catalog_is_uploaded_associated_published_found_downloaded_shared_and_
     links[0].click()
 
     # The product page: metadata, columns and their association, preview.
-    wait_for(browser, lambda: _visible(browser, By.ID, "product-name"), "the product page")
+    wait_for(browser, lambda: visible(browser, By.ID, "product-name"), "the product page")
     assert browser.find_element(By.ID, "product-name").text == PRODUCT_NAME
     def metadata(term: str) -> str:
         return browser.find_element(By.XPATH, f"//dl[@id='metadata']/dt[.='{term}']/following-sibling::dd[1]").text
@@ -273,14 +123,14 @@ def test_a_catalog_is_uploaded_associated_published_found_downloaded_shared_and_
     browser.find_element(By.ID, "copy-share-link").click()
     wait_for(browser, lambda: browser.find_element(By.ID, "share-status").text, "the copy confirmation")
     browser.get(share_link)
-    wait_for(browser, lambda: _visible(browser, By.ID, "product-name"), "the shared page")
+    wait_for(browser, lambda: visible(browser, By.ID, "product-name"), "the shared page")
     assert browser.find_element(By.ID, "product-name").text == PRODUCT_NAME
 
     # Delete, confirmed on the page.
     browser.find_element(By.ID, "delete-product").click()
-    wait_for(browser, lambda: _visible(browser, By.ID, "delete-confirmed"), "the delete confirmation").click()
+    wait_for(browser, lambda: visible(browser, By.ID, "delete-confirmed"), "the delete confirmation").click()
     wait_for(browser, lambda: "/products/user/" in browser.current_url, "the listing after the delete")
-    notice = wait_for(browser, lambda: _visible(browser, By.CSS_SELECTOR, ".notice"), "the deletion notice")
+    notice = wait_for(browser, lambda: visible(browser, By.CSS_SELECTOR, ".notice"), "the deletion notice")
     assert PRODUCT_NAME in notice.text
     with airflow_services.client() as client:
         found = client.get("/pzserver/api/products/", params={"product_name": "Browser test"}).json()
@@ -306,10 +156,10 @@ def test_a_validation_report_shows_its_metrics_and_plots(logged_in, airflow_serv
         assert client.patch(f"/pzserver/api/products/{product_id}/", json={"status": 1}).status_code == 200
 
     browser.get(f"{airflow_services.url}/pzserver/ui/products/official/")
-    wait_for(browser, lambda: _visible(browser, By.CSS_SELECTOR, "#products a.product-link"), "the Rubin products")
+    wait_for(browser, lambda: visible(browser, By.CSS_SELECTOR, "#products a.product-link"), "the Rubin products")
     browser.find_element(By.LINK_TEXT, "DC2 validation (browser test)").click()
-    wait_for(browser, lambda: _visible(browser, By.ID, "open-report"), "the report link").click()
-    wait_for(browser, lambda: _visible(browser, By.ID, "point-metrics"), "the report page")
+    wait_for(browser, lambda: visible(browser, By.ID, "open-report"), "the report link").click()
+    wait_for(browser, lambda: visible(browser, By.ID, "point-metrics"), "the report page")
     primary = browser.find_element(By.CSS_SELECTOR, "#point-metrics tr.primary-estimate").text
     assert primary.startswith("zmode 2,000 ")
     images = browser.find_elements(By.CSS_SELECTOR, "#plots img")
