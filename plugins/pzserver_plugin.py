@@ -54,4 +54,7 @@ class PzServerPlugin(AirflowPlugin):
         page_view("Rubin products", "products/official/", "pzserver-official"),
         page_view("User products", "products/user/", "pzserver-products"),
         page_view("Upload a product", "upload/", "pzserver-upload"),
+        page_view("Pipelines", "pipelines/", "pzserver-pipelines"),
+        page_view("Processes", "processes/", "pzserver-processes"),
+        page_view("PZ Compute", "compute/", "pzserver-compute"),
     ]

@@ -45,6 +45,7 @@ from pzlib.registry.process_runs import DagRuns
 from pzlib.registry.registration import FileTooLarge
 from pzlib.storage import InvalidKey, InvalidRange, ObjectNotFound
 from pzserver_app import (
+    routes_compute_page,
     routes_downloads,
     routes_files,
     routes_pages,
@@ -139,6 +140,7 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(routes_pages.router, prefix=UI_PREFIX)
     app.include_router(routes_process_pages.router, prefix=UI_PREFIX)
+    app.include_router(routes_compute_page.router, prefix=UI_PREFIX)
     _add_error_handlers(app)
     app.add_middleware(LimitBodies, settings=lambda: app.state.pz_context.get().settings)
     app.add_middleware(NormalizePaths)

@@ -33,6 +33,20 @@ class TaskState:
     try_number: int
     started_at: datetime | None
     ended_at: datetime | None
+    label: str | None = None
+    """A mapped task's rendered label (pz_compute's estimate tasks: ``<estimator> <partition>``)."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One DAG run, as the PZ Compute page lists it."""
+
+    run_id: str
+    state: str
+    conf: dict[str, Any]
+    """The trigger's conf: the params it set (the DAG's defaults fill in the others)."""
+    started_at: datetime | None
+    ended_at: datetime | None
 
 
 def log_excerpt(messages: Iterable[dict[str, Any]], lines: int = LOG_EXCERPT_LINES) -> list[str]:
@@ -94,6 +108,18 @@ class AirflowDagRuns:
             dag = DBDagBag().get_dag_for_run(run, session=session)
             set_dag_run_state_to_failed(dag=dag, run_id=run_id, commit=True, session=session)
 
+    def runs(self, dag_id: str, limit: int) -> list[RunSummary]:
+        """The DAG's ``limit`` latest runs, newest first."""
+        from airflow.models.dagrun import DagRun
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            found = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id)
+                                    .order_by(DagRun.id.desc()).limit(limit)).all()
+            return [RunSummary(run.run_id, str(getattr(run.state, "value", run.state)), dict(run.conf or {}),
+                               run.start_date, run.end_date) for run in found]
+
     def tasks(self, dag_id: str, run_id: str) -> list[TaskState]:
         """The run's task instances, in the order Airflow started them."""
         from airflow.models.taskinstance import TaskInstance
@@ -105,7 +131,7 @@ class AirflowDagRuns:
                                                                TaskInstance.run_id == run_id)).all()
             states = [TaskState(task.task_id, task.map_index, None if task.state is None else
                                 str(getattr(task.state, "value", task.state)), task.try_number, task.start_date,
-                                task.end_date) for task in found]
+                                task.end_date, task.rendered_map_index) for task in found]
         return sorted(states, key=lambda task: (task.started_at is None, task.started_at or datetime.max,
                                                 task.task_id, task.map_index))
 

@@ -27,7 +27,7 @@ from api_calls import API, create_product, published_specz  # noqa: E402
 from pzserver_app.app import create_app  # noqa: E402
 from pzserver_app.auth import AirflowIdentity  # noqa: E402
 from pzserver_app.context import ServerContext  # noqa: E402
-from pzserver_app.dag_runs import TaskState  # noqa: E402
+from pzserver_app.dag_runs import RunSummary, TaskState  # noqa: E402
 
 from pzlib.config import Settings  # noqa: E402
 from pzlib.registry import AuthenticationFailed, Registry, User, schema  # noqa: E402
@@ -55,8 +55,8 @@ class AirflowLogins:
 
 
 class RecordedDagRuns:
-    """Stand-in for Airflow's DAG runs: records triggers and stops; a test sets a run's state, its task states
-    and its task logs (``logs[(run_id, task_id)]``: structured log messages)."""
+    """Stand-in for Airflow's DAG runs: records triggers and stops; a test sets a run's state, its task states,
+    its task logs (``logs[(run_id, task_id)]``: structured log messages) and a DAG's runs (``summaries``)."""
 
     def __init__(self):
         self.triggered: list[dict] = []
@@ -65,6 +65,7 @@ class RecordedDagRuns:
         self.refuse: Exception | None = None
         self.task_states: dict[str, list[TaskState]] = {}
         self.logs: dict[tuple[str, str], list[dict]] = {}
+        self.summaries: dict[str, list[RunSummary]] = {}
 
     def trigger(self, dag_id: str, run_id: str, conf: dict, user: str) -> None:
         if self.refuse is not None:
@@ -78,6 +79,9 @@ class RecordedDagRuns:
     def stop(self, dag_id: str, run_id: str) -> None:
         self.stopped.append(run_id)
         self.states[run_id] = "failed"
+
+    def runs(self, dag_id: str, limit: int) -> list[RunSummary]:
+        return self.summaries.get(dag_id, [])[:limit]
 
     def tasks(self, dag_id: str, run_id: str) -> list[TaskState]:
         return self.task_states.get(run_id, [])

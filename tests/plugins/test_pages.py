@@ -30,9 +30,11 @@ EXPECTED_PAGES = {
     "/ui/pipelines/",
     "/ui/processes/",
     "/ui/processes/{process_id}/",
+    "/ui/compute/",
 }
-POSTED_PAGES = {"/ui/pipelines/{pipeline}/", "/ui/processes/{process_id}/stop/"}
-"""The forms that change state (same-origin checked, as the API's changes): a pipeline request, a stop."""
+POSTED_PAGES = {"/ui/pipelines/{pipeline}/", "/ui/processes/{process_id}/stop/", "/ui/compute/runs/"}
+"""The forms that change state (same-origin checked, as the API's changes): a pipeline request, a stop, an
+admin's pz_compute run."""
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +66,7 @@ def html(response) -> str:
     return response.text
 
 
-def test_the_pages_are_exactly_these_routes_all_read_only_but_two_forms(server):
+def test_the_pages_are_exactly_these_routes_all_read_only_but_three_forms(server):
     assert page_routes(server.app) == EXPECTED_PAGES
     assert page_routes(server.app, "POST") == POSTED_PAGES
     methods = {method for route in server.app.routes if isinstance(route, APIRoute)
@@ -106,6 +108,7 @@ def test_each_page_renders_for_a_logged_in_user(server, as_alice, login, report_
         "/upload/": "Upload a product",
         "/pipelines/": "Pipelines",
         "/processes/": "Processes",
+        "/compute/": "PZ Compute",
     }
     for path, heading in pages.items():
         response = server.client.get(UI + path)
@@ -123,7 +126,7 @@ def test_no_page_carries_inline_script_or_style(server, as_alice, login, report_
     alice = login("alice")
     report = publish_report(server.context.files, alice, report_folder, display_name="DC2 validation")
     for path in ("/products/user/", f"/products/{catalog['id']}/", f"/products/{report.id}/report/", "/upload/",
-                 "/pipelines/", "/processes/"):
+                 "/pipelines/", "/processes/", "/compute/"):
         text = html(server.client.get(UI + path))
         for script in re.findall(r"<script[^>]*>", text):
             assert "src=" in script or 'type="application/json"' in script, f"{path}: inline {script}"
@@ -257,8 +260,9 @@ def test_the_plugin_puts_the_pages_in_the_airflow_navigation():
     import pzserver_plugin  # the plugins folder is on sys.path (conftest.py), as Airflow puts it
 
     views = pzserver_plugin.PzServerPlugin.external_views
-    assert [view["name"] for view in views] == ["Rubin products", "User products", "Upload a product"]
-    assert len({view["url_route"] for view in views}) == 3
+    assert [view["name"] for view in views] == ["Rubin products", "User products", "Upload a product", "Pipelines",
+                                                "Processes", "PZ Compute"]
+    assert len({view["url_route"] for view in views}) == 6
     [mounted] = pzserver_plugin.PzServerPlugin.fastapi_apps
     pages = page_routes(mounted["app"])
     for view in views:

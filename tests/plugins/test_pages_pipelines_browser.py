@@ -266,3 +266,39 @@ def test_a_hostile_markdown_description_runs_no_script(logged_in, airflow_servic
     links = [link.get_attribute("href") for link in description.find_elements("css selector", "a")]
     assert links == ["https://arxiv.org/abs/2306.00000"]
     assert description.find_elements("css selector", "strong")[0].text == "tests"
+
+
+def test_an_admin_starts_a_pz_compute_run_from_the_pz_compute_page(logged_in, airflow_services, releases,
+                                                                   screenshots):
+    from fixtures.airflow import wait_for_dag
+    from selenium.webdriver.support.ui import Select
+
+    browser = logged_in
+    with airflow_services.client() as client:
+        wait_for_dag(client, "pz_compute")
+    browser.get(f"{airflow_services.url}/pzserver/ui/compute/")
+    params = wait_for(browser, lambda: visible(browser, "id", "compute-params"), "the reprocessing form")
+    Select(browser.find_element("id", "compute-release")).select_by_value("dc2-sample")
+    params.clear()
+    params.send_keys('{"partition_rows": 0}')
+    browser.find_element("id", "start-compute-run").click()
+    error = wait_for(browser, lambda: visible(browser, "id", "compute-params-error"), "the message on the params")
+    assert "partition_rows: 0 is less than the minimum of 1" in error.text
+
+    browser.find_element("id", "compute-params").clear()
+    browser.find_element("id", "compute-params").send_keys('{"estimators": ["fzboost"]}')
+    browser.find_element("id", "start-compute-run").click()
+    run_id = wait_for(browser, lambda: visible(browser, "id", "run-started"), "the started run").text.split()[2]
+    try:
+        browser.get(f"{airflow_services.url}/pzserver/ui/compute/")
+        run = wait_for(browser, lambda: visible(browser, "css selector", f"article[data-run-id='{run_id}']"),
+                       "the run on the page")
+        section = run.find_element("xpath", "./ancestor::section")
+        assert section.find_element("css selector", "h2").text.startswith("DC2 sample")
+        for theme in ("light", "dark"):
+            set_theme(browser, theme)
+            screenshot(browser, screenshots, f"compute-{theme}")
+        set_theme(browser, "light")
+    finally:  # the run would take the two cores from the other tests
+        with airflow_services.client() as client:
+            client.patch(f"/api/v2/dags/pz_compute/dagRuns/{run_id}", json={"state": "failed"})
