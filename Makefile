@@ -35,8 +35,10 @@ clean:
 	rm -rf $(VAR)
 
 # The Airflow services of the embedded default, in the background (state in $(VAR)/airflow); see scripts/airflow/.
+# PROFILE=production: the production profile instead (profiles/production.env; state in $(VAR)/airflow-production).
+PROFILE ?=
 up: $(STAMP)
-	scripts/airflow/up.sh
+	PZ_PROFILE=$(PROFILE) scripts/airflow/up.sh
 
 down:
-	scripts/airflow/down.sh
+	PZ_PROFILE=$(PROFILE) scripts/airflow/down.sh

@@ -1,4 +1,5 @@
-"""Airflow cluster policy of the platform: which failed tasks are retried, and how many times in a run.
+"""Airflow cluster policy of the platform: which failed tasks are retried, and how many times in a run; and the
+name a task instance records as its host (the production profile's ``hostname_callable``).
 
 Airflow fixes a task's retries when the DAG is parsed; only the scheduler, creating a run's task instances,
 can give one run another number, and only a policy can give every task of every DAG one rule. Airflow imports
@@ -9,6 +10,8 @@ on ``sys.path``), in the embedded default and in the docker image alike. The num
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Any
 
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
@@ -37,3 +40,10 @@ def task_instance_mutation_hook(task_instance: Any, dag_run: Any = None) -> None
     retries = run_retries(dag_run.conf) if dag_run is not None else None
     if retries is not None and task_instance.try_number == 0:
         task_instance.max_tries = retries
+
+
+def task_hostname() -> str:
+    """The name a task instance records as its host: the Celery worker's name when scripts/airflow/up.sh
+    started the worker (``PZ_CELERY_HOSTNAME``, e.g. ``worker-1@host``), else the host's own name, so that
+    the task instances of two workers on one machine say which worker ran them."""
+    return os.environ.get("PZ_CELERY_HOSTNAME") or socket.getfqdn()

@@ -1,7 +1,10 @@
 """Where products are stored: a ``StorageConfig`` and ``open_storage``, which makes the store it names.
 
 The URL picks the backend: ``file:///var/pz/storage`` (or a plain path) for the local filesystem, the embedded
-default; ``s3://bucket/prefix`` for S3 or an S3-compatible store reached through ``endpoint_url``.
+default; ``s3://bucket/prefix`` for S3 or an S3-compatible store reached through ``endpoint_url``. A bare
+``s3://`` URL (``PZ_STORAGE_URL``, as the PZ Server and the pipelines pass it) reaches the store the platform's
+settings name (``PZ_S3_ENDPOINT_URL``, ``PZ_S3_REGION``, ``PZ_S3_ACCESS_KEY_ID``, ``PZ_S3_SECRET_ACCESS_KEY``),
+the same one ``s3://`` inputs are read from.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from urllib.parse import unquote, urlparse
 import boto3
 from botocore.config import Config
 
+from pzlib.config import load_settings
 from pzlib.storage.base import Storage
 from pzlib.storage.local import LocalStorage
 from pzlib.storage.s3 import MIN_PART_SIZE, S3Storage
+from pzlib.storage.s3_access import S3Access
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,14 @@ class StorageConfig:
     """S3 secret key, given together with ``access_key_id``."""
     part_size: int = 8 * 1024 * 1024
     """Bytes per S3 multipart-upload part; objects smaller than this go in one request."""
+
+    @classmethod
+    def from_url(cls, url: str) -> StorageConfig:
+        """The store at ``url``; an ``s3://`` one is reached with the platform's ``PZ_S3_*`` settings."""
+        if urlparse(url).scheme != "s3":
+            return cls(url)
+        access = S3Access.from_settings(load_settings())
+        return cls(url, access.endpoint_url, access.region_name, access.access_key_id, access.secret_access_key)
 
     def __post_init__(self) -> None:
         if not self.url.strip():
@@ -63,7 +76,7 @@ def open_storage(config: StorageConfig | str) -> Storage:
     Parameters
     ----------
     config : StorageConfig or str
-        Settings, or just the URL.
+        Settings, or just the URL (an ``s3://`` one is reached with the ``PZ_S3_*`` settings).
 
     Returns
     -------
@@ -76,7 +89,7 @@ def open_storage(config: StorageConfig | str) -> Storage:
     PosixPath('/var/pz/storage')
     """
     if isinstance(config, str):
-        config = StorageConfig(config)
+        config = StorageConfig.from_url(config)
     parsed = urlparse(config.url)
     if parsed.scheme == "s3":
         client = boto3.session.Session().client(

@@ -2,8 +2,9 @@
 
 The compose file is parsed and interpolated with docker/.env.example the way `docker compose` would; every
 build input the Dockerfile names must exist, the image must install the repository's own pins, and the
-services must agree with each other (URLs, secrets, volumes, health checks). One check is live: the metadata
-DB URL scheme the deployment uses migrates on the real Postgres server of this machine.
+services must agree with each other (URLs, secrets, volumes, health checks), and the production profile's settings
+come from the one file the scripts read too. One check is live: the metadata DB URL scheme the deployment uses
+migrates on the real Postgres server of this machine.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO_ROOT / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
 ENV_EXAMPLE = DOCKER_DIR / ".env.example"
+PROFILE_FILE = REPO_ROOT / "profiles" / "production.env"
 POSTGRES_ADMIN_URL = os.environ.get(
     "PZ_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
@@ -99,8 +101,14 @@ def env_example() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def compose(env_example) -> dict:
-    """The compose file as `docker compose config` would see it with docker/.env.example as its .env."""
-    return interpolate(yaml.safe_load(COMPOSE_FILE.read_text()), env_example)
+    """The compose file as `docker compose config` would see it with docker/.env.example as its .env: a service's
+    `env_file` entries under its `environment`, which wins."""
+    config = interpolate(yaml.safe_load(COMPOSE_FILE.read_text()), env_example)
+    for service in config["services"].values():
+        if "env_file" in service:
+            from_file = read_env_file((DOCKER_DIR / service["env_file"]).resolve())
+            service["environment"] = {**from_file, **service.get("environment", {})}
+    return config
 
 
 @pytest.fixture(scope="module")
@@ -158,8 +166,7 @@ def test_airflow_services_share_one_image_and_its_settings(compose):
 def test_fab_is_the_auth_manager_and_the_image_installs_it(compose):
     env = compose["services"]["airflow-api-server"]["environment"]
     assert env["AIRFLOW__CORE__AUTH_MANAGER"] == FAB_AUTH_MANAGER
-    production_pins = read_requirements(DOCKER_DIR / "requirements-production.txt")
-    assert "apache-airflow-providers-fab" in production_pins
+    assert "apache-airflow-providers-fab" in read_requirements(REPO_ROOT / "requirements.txt")
     assert {"AIRFLOW_ADMIN_USERNAME", "AIRFLOW_ADMIN_PASSWORD"} <= set(
         compose["services"]["airflow-init"]["environment"]
     )
@@ -168,7 +175,7 @@ def test_fab_is_the_auth_manager_and_the_image_installs_it(compose):
 def test_celery_reaches_the_redis_service_with_its_password(compose):
     env = compose["services"]["airflow-worker"]["environment"]
     assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert "apache-airflow-providers-celery" in read_requirements(DOCKER_DIR / "requirements-production.txt")
+    assert "apache-airflow-providers-celery" in read_requirements(REPO_ROOT / "requirements.txt")
     broker = urlparse(env["AIRFLOW__CELERY__BROKER_URL"])
     assert broker.scheme == "redis" and broker.hostname == "redis"
     assert compose["services"]["redis"]["command"][-1] == broker.password
@@ -215,8 +222,8 @@ def test_tasks_reach_the_execution_api_of_the_api_server(compose):
 def test_the_object_store_is_the_minio_service(compose):
     env = compose["services"]["airflow-worker"]["environment"]
     minio_env = compose["services"]["object-store"]["environment"]
-    assert urlparse(env["AWS_ENDPOINT_URL"]).hostname == "object-store"
-    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+    assert urlparse(env["PZ_S3_ENDPOINT_URL"]).hostname == "object-store"
+    assert (env["PZ_S3_ACCESS_KEY_ID"], env["PZ_S3_SECRET_ACCESS_KEY"]) == (
         minio_env["MINIO_ROOT_USER"], minio_env["MINIO_ROOT_PASSWORD"],
     )  # fmt: skip
     assert urlparse(env["PZ_STORAGE_URL"]).scheme == "s3"
@@ -287,9 +294,8 @@ def test_the_image_installs_the_repository_pins(dockerfile, image_env):
             for source in sources:
                 copied[source] = destination
     installs = " ".join(arguments for keyword, arguments in dockerfile if keyword == "RUN")
-    for requirements in ("requirements.txt", "docker/requirements-production.txt"):
-        installed_as = copied[requirements].rstrip("/") + "/" + Path(requirements).name
-        assert f"-r {installed_as}" in installs, f"the image does not install {requirements}"
+    installed_as = copied["requirements.txt"].rstrip("/") + "/requirements.txt"
+    assert f"-r {installed_as}" in installs, "the image does not install requirements.txt"
     assert "--no-deps ." in installs, "pzlib itself is installed without re-resolving the pins"
 
 
@@ -305,10 +311,15 @@ def read_requirements(path: Path) -> dict[str, str]:
     return pins
 
 
-def test_production_requirements_are_pinned_and_only_add_to_the_repository_pins():
-    repository = read_requirements(REPO_ROOT / "requirements.txt")
-    production = read_requirements(DOCKER_DIR / "requirements-production.txt")
-    assert not set(production) & set(repository), "production re-pins packages of requirements.txt"
+def test_the_airflow_services_read_the_profile_file_the_scripts_read_and_repeat_none_of_it():
+    raw = yaml.safe_load(COMPOSE_FILE.read_text())
+    env_file = raw["x-airflow-common"]["env_file"]
+    assert (DOCKER_DIR / env_file).resolve() == PROFILE_FILE
+    assert "profiles/production.env" in (REPO_ROOT / "scripts" / "airflow" / "env.sh").read_text()
+    profile = read_env_file(PROFILE_FILE)
+    repeated = set(profile) & set(raw["x-airflow-common"]["environment"])
+    assert not repeated, f"set in both docker/compose.yaml and {PROFILE_FILE.name}: {sorted(repeated)}"
+    assert not {name for name in profile if "SECRET" in name or "PASSWORD" in name or "FERNET" in name}
 
 
 @pytest.mark.parametrize("script", sorted(DOCKER_DIR.rglob("*.sh")), ids=lambda path: path.name)
