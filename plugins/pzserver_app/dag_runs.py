@@ -18,7 +18,8 @@ from typing import Any
 LOG_EXCERPT_LINES = 30
 """Log lines a failed task's excerpt keeps, ending with its error."""
 
-_AIRFLOW_LOGGERS = ("airflow.", "airflow", "task.stdout", "supervisor", "sqlalchemy")
+_PIPELINE_LOGGERS = ("pzlib",)
+"""Loggers whose messages tell a user what the task did; Airflow's and other libraries' are left out."""
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,25 @@ class RunSummary:
 
 
 def log_excerpt(messages: Iterable[dict[str, Any]], lines: int = LOG_EXCERPT_LINES) -> list[str]:
-    """The part of a failed task's structured log a user needs: the events before its first error and the error
-    itself (exception type and message, no frames), without Airflow's own messages and group markers."""
+    """The part of a failed task's structured log a user needs: the pipeline's own messages (``pzlib`` loggers)
+    up to the first error, and the error with its exception's type and message (no frames). Airflow's grouped
+    sections (pre/post execute, log sources), Python warnings and other libraries' chatter are left out."""
     kept: list[str] = []
+    in_group = False
     for message in messages:
         event = str(message.get("event") or "")
-        logger = str(message.get("logger") or "")
-        if event.startswith("::") or logger.startswith(_AIRFLOW_LOGGERS) and message.get("level") != "error":
+        if event.startswith("::group::") or event.startswith("::endgroup::"):
+            in_group = event.startswith("::group::")
+            continue
+        level = str(message.get("level") or "info").lower()
+        is_error = level in ("error", "critical")
+        if in_group or "category" in message or not (is_error or str(message.get("logger") or "").startswith(
+                _PIPELINE_LOGGERS)):
             continue
         for detail in message.get("error_detail") or ():
             event += f"\n{detail.get('exc_type', 'Error')}: {detail.get('exc_value', '')}"
-        if event:
-            kept.append(f"{str(message.get('level') or 'info').upper()} {event}")
-        if message.get("level") in ("error", "critical"):
+        kept.append(f"{level.upper()} {event}")
+        if is_error:
             break
     return kept[-lines:]
 

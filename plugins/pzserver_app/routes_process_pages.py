@@ -23,6 +23,8 @@ from starlette.datastructures import UploadFile
 
 from pzlib.registry import AlreadyExists, InvalidInput, NotFound, Process, ProductFilter, ProductStatus, User
 from pzlib.registry.pipelines import PIPELINES, Pipeline, get_pipeline
+from pzlib.registry.process_runs import without_server_paths
+from pzlib.storage import LocalStorage
 from pzserver_app.auth import ChangingUser, CurrentUser, current_user
 from pzserver_app.bodies import read_upload
 from pzserver_app.context import ServerContext, get_context
@@ -74,6 +76,7 @@ def process_page(process_id: RecordId, request: Request, user: CurrentUser, cont
     """A process: its params as run, the states of its DAG run's tasks, a failed task's log, stop, its output."""
     process = process_runs(request, context).follow(context.registry.get_process(user, process_id))
     tasks, log, log_task = _run_details(request, process)
+    log = [without_server_paths(line, _server_folders(context)) for line in log]
     return render(
         request, "process.html", user, section="processes", process=process, row=_row(context, user, process),
         param=process.used_config.get("param", {}), tasks=tasks, log=log, log_task=log_task,
@@ -194,6 +197,14 @@ def _row(context: ServerContext, viewer: User, process: Process) -> dict[str, An
         duration = int((_aware(process.ended_at or datetime.now(UTC)) - _aware(process.started_at)).total_seconds())
     return {"pipeline": get_pipeline(process.pipeline), "owner": owner.username, "inputs": inputs,
             "output": output, "release": release, "duration": duration}
+
+
+def _server_folders(context: ServerContext) -> list[Any]:
+    """This server's folders, which a task's log names and a user must not see."""
+    folders: list[Any] = [context.settings.state_dir]
+    if isinstance(context.storage, LocalStorage):
+        folders.append(context.storage.root)
+    return folders
 
 
 def _aware(moment: datetime) -> datetime:

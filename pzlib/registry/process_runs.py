@@ -17,10 +17,11 @@ config's, handed in as a :class:`PipelineRequest` per pipeline (``pzlib.crossmat
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -326,12 +327,35 @@ def run_finished(params: dict[str, Any], report: dict[str, Any]) -> dict[str, An
 
 
 def task_failed(context: dict[str, Any]) -> None:
-    """Airflow ``on_failure_callback``: the failed task's error ends the process its run carries out."""
+    """Airflow ``on_failure_callback``: the failed task's error ends the process its run carries out (the
+    platform's folders cut from the paths it names, which leaves their file names)."""
     process_id = context["params"].get(PROCESS_PARAM)
     if process_id is not None:
         task = context.get("task_instance") or context.get("ti")
         where = f"task {task.task_id} failed: " if task is not None else ""
-        mark_failed(platform_files(), process_id, f"{where}{context.get('exception')}")
+        files = platform_files()
+        mark_failed(files, process_id, without_server_paths(f"{where}{context.get('exception')}",
+                                                            server_folders(files)))
+
+
+def server_folders(files: ProductFiles) -> list[Path]:
+    """The platform's own folders a message may name: its state folder and a local store's root."""
+    from pzlib.config import load_settings
+    from pzlib.storage import LocalStorage
+
+    folders = [load_settings().state_dir]
+    if isinstance(files.storage, LocalStorage):
+        folders.append(files.storage.root)
+    return folders
+
+
+def without_server_paths(text: str, folders: Iterable[str | Path]) -> str:
+    """``text`` with every path below one of ``folders`` cut to its file name: users know their files by name,
+    and the server's layout is not theirs to see."""
+    for folder in sorted({str(Path(folder).resolve()) for folder in folders} | {str(folder) for folder in folders},
+                         key=len, reverse=True):
+        text = re.sub(re.escape(folder.rstrip("/")) + r"/(?:[^\s,:;'\"]*/)?([^/\s,:;'\"]+)", r"\1", text)
+    return text
 
 
 def mark_running(files: ProductFiles, process_id: int | None) -> None:
@@ -435,5 +459,7 @@ __all__ = [
     "request_params",
     "run_finished",
     "run_started",
+    "server_folders",
     "task_failed",
+    "without_server_paths",
 ]

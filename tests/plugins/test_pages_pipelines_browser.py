@@ -188,8 +188,11 @@ def test_a_failing_request_shows_its_error_and_a_running_one_stops(logged_in, ai
     assert wait_for_end(browser, "the failing run to end") == "Failed"
     error = browser.find_element("id", "process-error").text
     assert "ra must be numeric" in error, error
-    log = browser.find_element("id", "task-log").text
+    # The run's failure callback ends the process a moment before Airflow records the task's state and log.
+    log = wait_for(browser, lambda: browser.refresh() or visible(browser, "id", "task-log"), "the task's log").text
     assert "ra must be numeric" in log and "Traceback" not in log and "/site-packages/" not in log
+    assert "2dfgrs.csv, column 'name'" in error and "2dfgrs.csv, column 'name'" in log
+    assert str(airflow_services.state_dir) not in error + log and "NumExpr" not in log and "::group" not in log
     for theme in ("light", "dark"):
         set_theme(browser, theme)
         screenshot(browser, screenshots, f"process-failed-{theme}")
@@ -288,7 +291,8 @@ def test_an_admin_starts_a_pz_compute_run_from_the_pz_compute_page(logged_in, ai
     browser.find_element("id", "compute-params").clear()
     browser.find_element("id", "compute-params").send_keys('{"estimators": ["fzboost"]}')
     browser.find_element("id", "start-compute-run").click()
-    run_id = wait_for(browser, lambda: visible(browser, "id", "run-started"), "the started run").text.split()[2]
+    wait_for(browser, lambda: visible(browser, "id", "run-started"), "the started run")
+    run_id = browser.find_element("css selector", "#run-started code").text
     try:
         browser.get(f"{airflow_services.url}/pzserver/ui/compute/")
         run = wait_for(browser, lambda: visible(browser, "css selector", f"article[data-run-id='{run_id}']"),
