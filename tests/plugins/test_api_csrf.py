@@ -73,9 +73,19 @@ def record_ids(records) -> dict[str, int | str]:
             "plot": "pit.png", "name": "pzserver.css"}
 
 
-def changing_requests(records) -> dict[tuple[str, str], dict]:
+@pytest.fixture
+def stoppable(server, records, as_alice) -> dict:
+    """A second run of alice's, for the process page's stop button (the API's stop ends the first)."""
+    started = server.client.post(f"{API}/processes/", headers=as_alice, json={
+        "pipeline": "combine_redshift_dedup", "display_name": "Stoppable", "inputs": records.process["inputs"]})
+    assert started.status_code == 201, started.text
+    return started.json()
+
+
+def changing_requests(records, stoppable) -> dict[tuple[str, str], dict]:
     """A request that succeeds same-origin, for each route that changes state, in an order where each still
-    finds what it works on (deletes last)."""
+    finds what it works on (deletes last). ``path_ids`` names another record than ``record_ids`` does; ``admin``
+    marks a route only admins may use."""
     return {
         ("POST", "/api/products/"): {"json": {"display_name": "Forged catalog", "product_type": 1}},
         ("PATCH", "/api/products/{product}/"): {"json": {"description": "forged"}},
@@ -88,6 +98,13 @@ def changing_requests(records) -> dict[tuple[str, str], dict]:
         ("POST", "/api/processes/"): {"json": {"pipeline": "combine_redshift_dedup", "display_name": "Forged run",
                                                "inputs": records.process["inputs"]}},
         ("GET", "/api/processes/{process_id}/stop/"): {},
+        ("POST", "/ui/pipelines/{pipeline}/"): {
+            "path_ids": {"pipeline": "combine_redshift_dedup"},
+            "files": {"flags_translation_file": ("", b"")},
+            "data": {"display_name": "Forged page run", "inputs": [str(item) for item in records.process["inputs"]],
+                     "combine_type": "concatenate", "crossmatch.radius_arcsec": "1", "crossmatch.n_neighbors": "16"}},
+        ("POST", "/ui/processes/{process_id}/stop/"): {"path_ids": {"process_id": stoppable["id"]}},
+        ("POST", "/ui/compute/runs/"): {"admin": True, "data": {"release": "dc2-sample", "params": "{}"}},
         ("DELETE", "/api/product-files/{file_id}/"): {},
         ("DELETE", "/api/products/{product}/"): {},
     }
@@ -95,6 +112,15 @@ def changing_requests(records) -> dict[tuple[str, str], dict]:
 
 def url_of(path: str, ids: dict[str, int | str]) -> str:
     return "/pzserver" + re.sub(r"\{(\w+)\}", lambda match: str(ids[match.group(1)]), path)
+
+
+def send(server, method: str, path: str, ids: dict[str, int | str], headers: dict[str, str], request: dict):
+    """One planned request, as alice or (for an admin's route) as root, with the Airflow UI's cookie."""
+    server.client.cookies.set("_token", server.logins.login("root" if request.get("admin") else "alice",
+                                                            is_admin=bool(request.get("admin"))))
+    arguments = {name: value for name, value in request.items() if name not in ("path_ids", "admin")}
+    return server.client.request(method, url_of(path, {**ids, **request.get("path_ids", {})}), headers=headers,
+                                 **arguments)
 
 
 def test_every_route_other_than_a_read_is_marked_as_changing(server):
@@ -106,27 +132,32 @@ def test_every_route_other_than_a_read_is_marked_as_changing(server):
 
 
 @pytest.mark.parametrize("origin", list(CROSS_SITE.values()), ids=list(CROSS_SITE))
-def test_a_cross_site_cookie_request_to_any_changing_route_is_refused_and_changes_nothing(server, records, origin):
-    planned, ids = changing_requests(records), record_ids(records)
+def test_a_cross_site_cookie_request_to_any_changing_route_is_refused_and_changes_nothing(server, records,
+                                                                                           stoppable, origin):
+    planned, ids = changing_requests(records, stoppable), record_ids(records)
     assert set(planned) == changing_routes(server.app), "a route that changes state has no request here"
-    server.client.cookies.set("_token", server.logins.login("alice"))
+    server.client.get(f"{API}/users/me/", cookies={"_token": server.logins.login("root", is_admin=True)})
     before = server.contents()
     for (method, path), request in planned.items():
-        response = server.client.request(method, url_of(path, ids), headers=origin, **request)
+        response = send(server, method, path, ids, origin, request)
         assert response.status_code == 403, f"{method} {path}: {response.status_code} {response.text}"
-        assert "Airflow session" in response.json()["detail"] and "API token" in response.json()["detail"]
+        if path.startswith("/ui/"):  # a page's error is a page
+            assert "Airflow session" in response.text and "API token" in response.text
+        else:
+            assert "Airflow session" in response.json()["detail"] and "API token" in response.json()["detail"]
     assert server.contents() == before
-    assert server.dag_runs.stopped == [] and len(server.dag_runs.triggered) == 1  # the fixture's own run
+    assert server.dag_runs.stopped == [] and len(server.dag_runs.triggered) == 2  # the fixtures' own runs
 
 
 @pytest.mark.parametrize("origin", list(SAME_ORIGIN.values()), ids=list(SAME_ORIGIN))
-def test_a_same_origin_cookie_request_changes_what_it_asks(server, records, origin):
-    planned, ids = changing_requests(records), record_ids(records)
-    server.client.cookies.set("_token", server.logins.login("alice"))
+def test_a_same_origin_cookie_request_changes_what_it_asks(server, records, stoppable, origin):
+    planned, ids = changing_requests(records, stoppable), record_ids(records)
+    server.context.registry.create_release("dc2-sample", "DC2 sample", is_public=True)
     for (method, path), request in planned.items():
-        response = server.client.request(method, url_of(path, ids), headers=origin, **request)
+        response = send(server, method, path, ids, origin, request)
         assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text}"
-    assert server.dag_runs.stopped == [records.process["run_id"]]
+    assert server.dag_runs.stopped == [records.process["run_id"], stoppable["run_id"]]
+    assert [run["dag_id"] for run in server.dag_runs.triggered][-2:] == ["combine_redshift_catalogs", "pz_compute"]
 
 
 def test_a_cross_site_get_of_any_other_route_changes_nothing(server, records, as_alice):
