@@ -118,7 +118,8 @@ def _run_view(run: RunSummary, tasks: list[TaskState], reports: list[dict[str, A
         stages[stage]["total"] += 1
         stages[stage]["done"] += task.state in _DONE
         stages[stage]["failed"] += task.state in _FAILED
-        if task.task_id in ESTIMATE_TASKS and task.state != "skipped":
+        # map_index -1: the mapped task before Airflow expanded it into its partitions.
+        if task.task_id in ESTIMATE_TASKS and task.map_index >= 0 and task.state != "skipped":
             estimator = (task.label or "").split(" ", 1)[0] or f"map {task.map_index}"
             partitions[estimator]["total"] += 1
             partitions[estimator]["done"] += task.state == "success"

@@ -52,6 +52,10 @@ def test_the_page_shows_each_runs_progress_and_a_finished_runs_metrics(server, l
         TaskState("stage_3_estimate.estimate", 2, "running", 1, now, None, "bpz part_0"),
         TaskState("stage_3_estimate.estimate_on_cluster", -1, "skipped", 0, None, None),
     ]
+    server.dag_runs.summaries["pz_compute"].append(RunSummary("queued_run", "queued", {"release": "dc2-sample"},
+                                                              None, None))
+    server.dag_runs.task_states["queued_run"] = [  # not expanded into partitions yet
+        TaskState("stage_3_estimate.estimate", -1, None, 0, None, None)]
     publish_report(server.context.files, admin, report_folder, display_name="DC2 fzboost validation",
                    pz_code="fzboost", provenance={"pipeline": "pz_compute", "release": "dc2-sample",
                                                   "estimator": "fzboost", "dag_run_id": "finished_run"})
@@ -61,7 +65,9 @@ def test_the_page_shows_each_runs_progress_and_a_finished_runs_metrics(server, l
     assert re.search(r'<code>fzboost</code></th><td class="num">1</td><td class="num">1</td><td class="num">2', running)
     assert re.search(r'<code>bpz</code></th><td class="num">0</td><td class="num">0</td><td class="num">1', running)
     assert "stage 3 estimate" in running and "2 / 4" in running  # the skipped cluster variant counts as done
-    finished = page[page.index('data-run-id="finished_run"'):]
+    queued = page[page.index('data-run-id="queued_run"'):]
+    assert "not started yet" in queued and "Stage III has not started." in queued
+    finished = page[page.index('data-run-id="finished_run"'):page.index('data-run-id="queued_run"')]
     assert "took 10 min 00 s" in finished and "DC2 fzboost validation" in finished
     assert re.search(r'<code>fzboost</code></th><td>zmode</td><td class="num">2,000</td><td class="num">0\.\d{4}',
                      finished)
