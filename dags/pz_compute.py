@@ -35,6 +35,7 @@ from pzlib.retries import RETRIES_PARAM, RETRIES_PARAM_SCHEMA, TASK_RETRIES, tas
 from pzlib.samples import DC2_TRAINING_FILE, DC2_VALIDATION_FILE, dc2_sample_path
 
 DC2_SAMPLE_RELEASE = "dc2-sample"
+S3_CONN_ID = "pz_s3"
 _SCHEMA = RUN_PARAMS_SCHEMA["properties"]
 
 
@@ -68,9 +69,14 @@ PARAMS = {
     "rail_options": _param("rail_options", {}, "RAIL options",
                            'Extra RAIL configuration per estimator, e.g. {"fzboost": {"nbump": 5}}.'),
     "publish": _param("publish", True, "Publish the validation reports",
-                      "Stage IV registers each estimator's validation report as a product of the PZ Server."),
+                      "Stage IV registers each estimator's photo-z catalog and validation report as products of the PZ Server."),
     "owner": _param("owner", None, "Owner of the published products",
-                    "An existing PZ Server user; empty: the platform user 'pz-compute'."),
+                    "An existing PZ Server user; empty: the platform user 'pz-compute' (its products are official)."),
+    "destination": _param(
+        "destination", None, "Destination",
+        "s3://bucket/prefix where each estimator's HATS catalog is delivered (at PREFIX/ESTIMATOR) and verified "
+        "against its manifest; empty: the catalogs stay in the output folder. Endpoint and keys: the Airflow "
+        "connection 'pz_s3' (extra endpoint_url, login/password as keys), else the PZ_S3_* settings."),
     "resources": _param(
         "resources", {}, "Cluster resources",
         "Job array resources for backend 'slurm': cpus, mem, time_limit, partition, account, max_concurrent, "
@@ -84,6 +90,22 @@ def _run_spec():
     from pzlib.compute.spec import RunSpec
 
     return RunSpec.from_params(without_retries(get_current_context()["params"]))
+
+
+def _s3_access():
+    """Where S3 is and its keys, for s3:// inputs and the destination: the connection ``pz_s3`` if there is one,
+    else the deployment's ``PZ_S3_*`` settings; never the run's params."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from pzlib.storage.s3_access import S3Access
+
+    try:
+        connection = Connection.get(S3_CONN_ID)
+    except AirflowNotFoundException:
+        return S3Access.from_settings(load_settings())
+    return S3Access.from_connection_fields(connection.host, connection.login, connection.password,
+                                           connection.extra_dejson)
 
 
 def _estimate_array(params: dict, stage_args: dict, items: list[str], **array):
@@ -110,12 +132,14 @@ def pz_compute():
     def stage_1_acquire():
         @task
         def check_run() -> list[str]:
-            """Fail before any work if the params do not describe a run or name an unknown owner; return its
-            estimators."""
+            """Fail before any work if the params do not describe a run, name an unknown owner, or a destination
+            that cannot be written or holds another release; return its estimators."""
+            from pzlib.compute.deliver import check_destinations
             from pzlib.compute.publish import check_publishing
 
             spec = _run_spec()
             check_publishing(spec)
+            check_destinations(spec, _s3_access())
             return spec.estimators
 
         @task
@@ -123,7 +147,7 @@ def pz_compute():
             """Clean the input catalog and split it into partitions; return the partition paths."""
             from pzlib.compute.acquire import acquire
 
-            return acquire(_run_spec())
+            return acquire(_run_spec(), s3=_s3_access())
 
         estimators = check_run()
         partition_paths = partition_input()
@@ -138,7 +162,7 @@ def pz_compute():
             from pzlib.compute.train import train_model
 
             get_current_context()["map_label"] = estimator
-            return {"estimator": estimator, "model_path": train_model(_run_spec(), estimator)}
+            return {"estimator": estimator, "model_path": train_model(_run_spec(), estimator, s3=_s3_access())}
 
         return train.expand(estimator=estimators)
 
@@ -199,8 +223,42 @@ def pz_compute():
                 raise AirflowSkipException("nothing to publish: param publish is off, or the input has no truth")
             return published
 
+        @task(map_index_template="{{ map_label }}")
+        def deliver_catalog(assembled: dict) -> dict:
+            """Copy the estimator's catalog to the run's destination and verify it there (skipped without one);
+            a rerun copies only what is missing or differs."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from pzlib.compute.deliver import deliver_catalog as deliver
+
+            context = get_current_context()
+            context["map_label"] = assembled["estimator"]
+            delivered = deliver(_run_spec(), assembled["estimator"], _s3_access(), report=print)
+            if delivered is None:
+                raise AirflowSkipException("nothing to deliver: the run has no destination")
+            return delivered
+
+        @task(map_index_template="{{ map_label }}", trigger_rule="none_failed")
+        def publish_catalog(assembled: dict) -> dict:
+            """Register the estimator's photo-z catalog in the PZ Server (manifest, Felis schema, provenance,
+            linked report); a rerun replaces the same product."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from pzlib.compute.publish import publish_catalog as publish
+
+            context = get_current_context()
+            context["map_label"] = assembled["estimator"]
+            dag_run = context["dag_run"]
+            published = publish(_run_spec(), assembled["estimator"], dag_id=dag_run.dag_id, run_id=dag_run.run_id,
+                                triggered_by=dag_run.triggering_user_name)
+            if published is None:
+                raise AirflowSkipException("nothing to publish: param publish is off")
+            return published
+
         assembled = assemble_catalog.partial(partition_paths=partition_paths).expand(model=models)
-        publish_report.expand(assembled=assembled)
+        reports = publish_report.expand(assembled=assembled)
+        deliveries = deliver_catalog.expand(assembled=assembled)
+        [reports, deliveries] >> publish_catalog.expand(assembled=assembled)
 
     estimators, partition_paths = stage_1_acquire()
     models = stage_2_train(estimators)

@@ -480,6 +480,26 @@ def _write_problem(error: OSError) -> str:
     return os.strerror(error.errno) if error.errno else str(error)
 
 
+def copy_folder_atomically(source: str | os.PathLike, destination: str | os.PathLike) -> Path:
+    """Copy a folder (a HATS catalog) to ``destination``, replacing what is there only once the copy is whole.
+    Copies, never links: later damage to one cannot reach the other."""
+    destination = Path(destination)
+    check_writable(destination)
+    sweep_stale_temporaries(destination)
+    temporary_path, lock = _temporary_sibling(destination, folder=True)
+    try:
+        shutil.copytree(source, temporary_path, dirs_exist_ok=True)
+        if destination.exists():
+            shutil.rmtree(destination)
+        os.replace(temporary_path, destination)
+    except OSError as error:
+        raise CatalogError(destination, _write_problem(error)) from error
+    finally:
+        shutil.rmtree(temporary_path, ignore_errors=True)
+        os.close(lock)
+    return destination
+
+
 def write_text_atomically(path: str | os.PathLike, text: str) -> Path:
     """Write a small text file (a manifest, a checksum record) under a temporary name and rename it.
 

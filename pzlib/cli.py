@@ -83,11 +83,15 @@ def cmd_estimate(args: argparse.Namespace) -> None:
     print("estimate: " + _summary(rows, time.perf_counter() - started, args.output))
 
 
-def _export_table(catalog: Path, output: Path, rows_per_file: int = 1_000_000) -> None:
-    """Put the photo-z catalog at ``output``: one Parquet file (``*.parquet``) or a folder of Parquet files."""
-    from pzlib.catalog import AtomicParquetWriter, check_writable, open_catalog
+def _export_table(catalog: Path, output: Path, catalog_format: str, rows_per_file: int = 1_000_000) -> None:
+    """Put the photo-z catalog at ``output``: one Parquet file (``*.parquet``); else a folder: the HATS catalog
+    itself (the input had sky positions: ``lsdb.open_catalog`` reads it) or a folder of Parquet files."""
+    from pzlib.catalog import AtomicParquetWriter, check_writable, copy_folder_atomically, open_catalog
     from pzlib.estimate import PHOTOZ_DICTIONARY_COLUMNS
 
+    if catalog_format == "hats" and output.suffix not in (".parquet", ".pq"):
+        copy_folder_atomically(catalog, output)
+        return
     reader = open_catalog(catalog)
     # HATS partition bookkeeping columns mean nothing outside a HATS folder.
     columns = [c for c in reader.column_names if c not in ("Norder", "Dir", "Npix")]
@@ -129,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     results = _run_with_progress(spec, args.workers)
     result = results[args.estimator]
-    _export_table(Path(result["catalog"]), output)
+    _export_table(Path(result["catalog"]), output, result["format"])
     line = "run: " + _summary(result["n_rows"], time.perf_counter() - started, output)
     if result["metrics"]:
         line += "  |  " + _metrics_line(result["metrics"])
@@ -329,7 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="input catalog: a local path, s3://bucket/key.parquet, s3://bucket/prefix/ or an https:// "
                          "HATS URL")
     estimator_option(rn)
-    rn.add_argument("--output", required=True, help="photo-z table: a .parquet file or a dataset folder")
+    rn.add_argument("--output", required=True,
+                    help="photo-z table: a .parquet file, or a folder: the HATS catalog when the input has sky "
+                         "positions, else a Parquet dataset")
     rn.add_argument("--workdir", help="run folder for intermediate outputs (default: hidden sibling of OUTPUT)")
     rn.add_argument("--release", default="adhoc")
     rn.add_argument("--partition-rows", type=int, default=150_000)

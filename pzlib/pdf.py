@@ -264,3 +264,26 @@ def table_to_ensemble(table: pa.Table):
     ancil = {name: table.column(name).to_numpy() for name in table.column_names if name != PDF_COLUMN}
     ensemble.set_ancil(ancil)
     return ensemble
+
+
+def frame_to_ensemble(frame, schema: pa.Schema):
+    """The qp ensemble of the ``pdf`` column of rows read by LSDB (a pandas frame: ``catalog.compute()``, or a
+    join with the object catalog), with the grid and representation recorded in the photo-z catalog's schema.
+
+    LSDB gives the rows and the columns' types, not the schema's metadata, where the grid and representation
+    are: read them from the catalog's ``dataset/_common_metadata`` (any filesystem LSDB reads from).
+
+    Examples
+    --------
+    >>> photoz = lsdb.open_catalog("https://data.example.org/dp1/photoz/bpz")  # doctest: +SKIP
+    >>> joined = objects.join(photoz, left_on="objectId", right_on="id",  # doctest: +SKIP
+    ...                       suffixes=("", "_pz")).compute()
+    >>> with (photoz.hc_structure.catalog_path / "dataset" / "_common_metadata").open("rb") as file:  # doctest: +SKIP
+    ...     schema = pyarrow.parquet.read_schema(file)
+    >>> ensemble = frame_to_ensemble(joined.rename(columns={"pdf_pz": "pdf"}), schema)  # doctest: +SKIP
+    """
+    pdf_type = schema.field(PDF_COLUMN).type
+    values = pa.array(frame[PDF_COLUMN].array if hasattr(frame[PDF_COLUMN], "array") else frame[PDF_COLUMN],
+                      type=pdf_type, from_pandas=True)
+    return table_to_ensemble(pa.table({PDF_COLUMN: values}, schema=pa.schema([pa.field(PDF_COLUMN, pdf_type)],
+                                                                             metadata=schema.metadata)))

@@ -1,8 +1,10 @@
-"""Stage IV of a pz_compute run: the photo-z catalog of all partitions, its metrics and validation report."""
+"""Stage IV of a pz_compute run: the photo-z catalog of all partitions, its manifest and Felis schema, its metrics
+and validation report."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -12,30 +14,57 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pzlib import pdf
-from pzlib.catalog import CatalogError, check_writable, checksum_problem, write_hats
+from pzlib.catalog import (
+    CatalogError,
+    check_writable,
+    checksum_problem,
+    open_catalog,
+    read_json_record,
+    write_hats,
+    write_text_atomically,
+)
 from pzlib.compute.spec import RunSpec
+from pzlib.compute.timings import timed
 from pzlib.preprocess import output_mag_column
+from pzlib.storage.transfer import Manifest, build_manifest
 from pzlib.validate.expectations import check_table
+from pzlib.validate.felis_schema import photoz_felis_schema, write_felis_schema
 from pzlib.validate.metrics import point_metrics
+
+log = logging.getLogger(__name__)
 
 
 def assemble(spec: RunSpec, estimator: str, outputs: list[str]) -> dict:
     """Stage IV: the photo-z catalog of all partitions, and its metrics against the true redshifts. Every
     partition output must still have the bytes stage III recorded, before anything reads it.
 
-    Returns ``{"catalog": path, "format": "hats"|"parquet", "n_rows": int, "metrics": {...} | None}``.
+    Beside the catalog it writes the catalog's manifest (every file's key, size and SHA-256: what a delivery
+    copies and verifies, ``RunSpec.manifest_path``) and its Felis schema (``RunSpec.felis_path``).
+
+    Returns ``{"catalog": path, "format": "hats"|"parquet", "n_rows": int, "metrics": {...} | None, "manifest":
+    path, "felis_schema": path, "pdf": {...}, "bytes": int}``.
 
     Raises
     ------
     CatalogError
         A partition output that fails its checksum (stage III, run again, recomputes it).
     """
+    with timed(spec.output, "stage_4_postprocess", estimator):
+        return _assemble(spec, estimator, outputs)
+
+
+def _assemble(spec: RunSpec, estimator: str, outputs: list[str]) -> dict:
     catalog_path = spec.catalog_path(estimator)
     check_writable(catalog_path)
     for output in outputs:
         problem = checksum_problem(output, spec.partition_checksum(estimator, output))
         if problem is not None:
             raise CatalogError(output, f"{problem}; run stage III again, which recomputes it")
+    sources = {Path(output).name: spec.partition_checksum(estimator, output).read_text().split()[0]
+               for output in outputs}
+    kept = _kept_catalog(spec, estimator, sources)
+    if kept is not None:
+        return kept
     schema = pq.read_schema(outputs[0])
     n_rows = sum(pq.read_metadata(path).num_rows for path in outputs)
     if "ra" in schema.names and "dec" in schema.names:
@@ -58,11 +87,40 @@ def assemble(spec: RunSpec, estimator: str, outputs: list[str]) -> dict:
         os.replace(staging, catalog_path)
         catalog_format = "parquet"
     _check_catalog(outputs, n_rows, str(catalog_path))
+    manifest = build_manifest(catalog_path, label=spec.delivery_label(estimator))
+    write_text_atomically(spec.manifest_path(estimator), manifest.to_json())
+    catalog_schema = open_catalog(catalog_path).schema
+    write_felis_schema(spec.felis_path(estimator), photoz_felis_schema(spec.release, estimator, catalog_schema))
+    recorded = pdf.storage_metadata(catalog_schema)
     metrics = _truth_metrics(spec, outputs)
     summary = {"catalog": str(catalog_path), "format": catalog_format, "n_rows": n_rows,
                "metrics": metrics, "estimator": estimator, "release": spec.release,
-               "report": _validation_report(spec, estimator, outputs) if metrics else None}
+               "manifest": str(spec.manifest_path(estimator)), "felis_schema": str(spec.felis_path(estimator)),
+               "bytes": manifest.total_bytes, "columns": catalog_schema.names,
+               "pdf": {"representation": recorded["representation"], "grid": recorded["xvals"],
+                       "description": pdf.describe_storage(recorded)},
+               "report": _validation_report(spec, estimator, outputs) if metrics else None, "sources": sources}
     (spec.output_path / estimator / "metrics.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def _kept_catalog(spec: RunSpec, estimator: str, sources: dict[str, str]) -> dict | None:
+    """The summary of the catalog already assembled from these very partition outputs, when every file of it still
+    has the bytes its manifest records (so a rerun delivers nothing new); else None."""
+    summary_path = spec.output_path / estimator / "metrics.json"
+    summary = read_json_record(summary_path)
+    if not summary or summary.get("sources") != sources or not spec.manifest_path(estimator).exists():
+        return None
+    if summary.get("report") and not Path(summary["report"]).is_dir():
+        return None
+    recorded = Manifest.from_json(spec.manifest_path(estimator).read_text())
+    current = build_manifest(spec.catalog_path(estimator), label=recorded.label)
+    if current.files != recorded.files or recorded.label != spec.delivery_label(estimator):
+        log.warning("catalog %s differs from its manifest %s; assembling it again", spec.catalog_path(estimator),
+                    spec.manifest_path(estimator))
+        return None
+    log.info("kept catalog %s: made from the same partition outputs, same bytes as its manifest",
+             spec.catalog_path(estimator))
     return summary
 
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from pzlib.catalog import open_catalog
 from pzlib.compute.spec import RunSpec
+from pzlib.compute.timings import timed
 from pzlib.estimate import PartitionEstimator
 from pzlib.estimate import estimate_partition as _estimate_partition
 from pzlib.validate.expectations import check_table
@@ -45,5 +46,6 @@ def estimate_partition(spec: RunSpec, estimator: str, model_path: str, partition
         check_table(table, "photoz_table", {"expected_rows": expected_rows}, source=str(final))
 
     estimator_for_model = _estimator_for(spec, estimator, model_path)
-    return str(_estimate_partition(partition_path, output, estimator_for_model, progress, check=check,
-                                   checksum_path=spec.partition_checksum(estimator, partition_path)))
+    with timed(spec.output, "stage_3_estimate", f"{estimator}/{Path(partition_path).name}"):
+        return str(_estimate_partition(partition_path, output, estimator_for_model, progress, check=check,
+                                       checksum_path=spec.partition_checksum(estimator, partition_path)))

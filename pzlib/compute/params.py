@@ -10,6 +10,9 @@ from pzlib.registry.checks import USERNAME_PATTERN
 RELEASE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """A release name: letters, digits, '.', '_', '-', at most 64."""
 
+DESTINATION_PATTERN = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$"
+"""Where stage IV delivers the catalogs: ``s3://bucket`` or ``s3://bucket/prefix``."""
+
 RUN_PARAMS_SCHEMA = {
     "type": "object",
     "required": ["release", "input", "train", "output"],
@@ -28,6 +31,7 @@ RUN_PARAMS_SCHEMA = {
         "training_truth_column": {"type": "string", "minLength": 1},
         "rail_options": {"type": "object"},
         "publish": {"type": "boolean"},
+        "destination": {"type": ["string", "null"], "pattern": DESTINATION_PATTERN},
         "owner": {"type": ["string", "null"], "pattern": USERNAME_PATTERN},
         "resources": {"type": "object"},  # cluster resources (pzlib.cluster.resources)
     },

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from pzlib.cluster.resources import check_resources
-from pzlib.compute.params import RELEASE_PATTERN, RUN_PARAMS_SCHEMA
+from pzlib.compute.params import DESTINATION_PATTERN, RELEASE_PATTERN, RUN_PARAMS_SCHEMA
 from pzlib.config import check_backend
 from pzlib.estimate import EstimateConfig
 from pzlib.preprocess import PreprocessConfig
@@ -25,9 +25,10 @@ class RunSpec:
     release: str
     """Release name (letters, digits, '.', '_', '-')."""
     input: str
-    """Input catalog: Parquet file or dataset, HATS folder, HDF5, CSV or FITS."""
+    """Input catalog: Parquet file or dataset, HATS folder, HDF5, CSV or FITS; or ``s3://bucket/key.parquet``,
+    ``s3://bucket/prefix/`` (Parquet dataset or HATS) or an ``https://`` HATS catalog URL."""
     train: str
-    """Training catalog with true redshifts (same column map as the input)."""
+    """Training catalog with true redshifts (same column map as the input), a path or a URL like ``input``."""
     output: str
     """Run folder; created if missing."""
     estimators: list[str] = field(default_factory=lambda: ["fzboost", "bpz"])
@@ -39,7 +40,8 @@ class RunSpec:
     partition_rows: int = 150_000
     """Rows per stage I partition (one stage III job each)."""
     truth_column: str | None = "redshift"
-    """True-redshift column of the input, for metrics; None when the input has none."""
+    """True-redshift column of the input, for metrics; an input without it (a release's object catalog) simply
+    runs without metrics; None never looks for one."""
     training_truth_column: str = "redshift"
     """True-redshift column of the training catalog."""
     rail_options: dict = field(default_factory=dict)
@@ -49,6 +51,10 @@ class RunSpec:
     of the PZ Server (the registry ``pzlib.config.load_settings()`` names); ``pz run`` never does."""
     owner: str | None = None
     """PZ Server user owning the published products (an existing user); None: the platform user ``pz-compute``."""
+    destination: str | None = None
+    """``s3://bucket/prefix`` where stage IV delivers each estimator's HATS catalog (at ``PREFIX/ESTIMATOR``),
+    verified against its manifest; None: the catalogs stay in the run folder. Endpoint and keys come from the
+    Airflow connection ``pz_s3`` or the ``PZ_S3_*`` settings, never from the params."""
     # --- cluster resources (pzlib.cluster) ---
     resources: dict = field(default_factory=dict)
     """Job array resources, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}; see pzlib.cluster.resources."""
@@ -84,6 +90,9 @@ class RunSpec:
             raise ValueError(f"rail_options: estimator(s) {', '.join(sorted(unknown))} are not in estimators")
         if not isinstance(self.publish, bool):
             raise ValueError(f"publish: must be true or false, got {self.publish!r}")
+        if self.destination is not None and (not isinstance(self.destination, str)
+                                             or not re.match(DESTINATION_PATTERN, self.destination)):
+            raise ValueError(f"destination: {self.destination!r} is not an s3://bucket/prefix URL")
         if self.owner is not None:
             try:
                 username(self.owner)
@@ -145,6 +154,34 @@ class RunSpec:
 
     def report_path(self, estimator: str) -> Path:
         return self.output_path / estimator / "validation"
+
+    def manifest_path(self, estimator: str) -> Path:
+        """The manifest of the assembled catalog: every file's key, size and SHA-256 (stage IV)."""
+        return self.output_path / estimator / "manifest.json"
+
+    def felis_path(self, estimator: str) -> Path:
+        """The Felis schema of the assembled catalog (stage IV)."""
+        return self.output_path / estimator / "felis.yaml"
+
+    def delivery_path(self, estimator: str) -> Path:
+        """What stage IV's delivery did: destination URL, what was copied, when it verified."""
+        return self.output_path / estimator / "delivery.json"
+
+    def destination_of(self, estimator: str) -> tuple[str, str] | None:
+        """(bucket, key prefix) where the estimator's catalog is delivered, or None."""
+        if self.destination is None:
+            return None
+        bucket, _, prefix = self.destination.removeprefix("s3://").partition("/")
+        return bucket, "/".join(part for part in (prefix.strip("/"), estimator) if part)
+
+    def delivery_label(self, estimator: str) -> str:
+        """What a delivered catalog's manifest and objects are labelled with: a destination holding another label
+        (another release's catalog) is refused."""
+        return f"{self.release}/{estimator}"
+
+    def catalog_display_name(self, estimator: str) -> str:
+        """Name of the estimator's published photo-z catalog product: what identifies it on a rerun."""
+        return f"{self.release} {estimator} photo-z"
 
     def report_display_name(self, estimator: str) -> str:
         """Name of the estimator's published validation report: what identifies it on a rerun."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from pzlib.compute.spec import RunSpec
+from pzlib.compute.timings import timed
 from pzlib.estimate import train
 from pzlib.preprocess import PreprocessConfig
 from pzlib.storage.s3_access import S3Access
@@ -22,4 +23,5 @@ def train_model(spec: RunSpec, estimator: str, s3: S3Access | None = None) -> st
         check_table(table, "training_set", context, source=spec.train)
 
     training_cleaning = PreprocessConfig(columns=spec.column_map)
-    return str(train(spec.train, spec.model_path(estimator), config, training_cleaning, check, s3=s3))
+    with timed(spec.output, "stage_2_train", estimator):
+        return str(train(spec.train, spec.model_path(estimator), config, training_cleaning, check, s3=s3))

@@ -245,6 +245,29 @@ def read_delivered_manifest(client: Any, bucket: str, prefix: str) -> Manifest |
         raise DestinationRefused(f"{url}: its {MANIFEST_KEY} is unreadable: {error}") from None
 
 
+def check_destination(client: Any, bucket: str, prefix: str, label: str) -> None:
+    """Before any work is done for it: ``s3://bucket/prefix`` can be read and listed, and holds no completed
+    delivery of another label (what :func:`deliver` checks again, with every object, before copying).
+
+    Raises
+    ------
+    DestinationRefused, DestinationUnreachable
+        As :func:`deliver`'s first step.
+    """
+    prefix = check_prefix(prefix)
+    url = _url(bucket, prefix)
+    delivered = read_delivered_manifest(client, bucket, prefix)
+    if delivered is not None and delivered.label != label:
+        raise DestinationRefused(f"{url} holds the delivery of {delivered.label!r}, not {label!r}; deliver to another "
+                                 "prefix")
+    try:
+        client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
+    except ClientError as error:
+        raise _destination_error(error, client, url) from error
+    except (EndpointConnectionError, ConnectTimeoutError, NoCredentialsError) as error:
+        raise _destination_error(error, client, url) from error
+
+
 def verify_delivery(client: Any, bucket: str, prefix: str, manifest: Manifest, *, max_concurrency: int = 8) -> None:
     """Check that ``s3://bucket/prefix`` holds exactly the manifest's files (list, then one HEAD per object).
 
@@ -326,11 +349,8 @@ def deliver(
         raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (an S3 rule), got {part_size!r}")
     say = report or (lambda line: None)
 
+    check_destination(client, bucket, prefix, manifest.label)
     delivered = read_delivered_manifest(client, bucket, prefix)
-    if delivered is not None and delivered.label != manifest.label:
-        raise DestinationRefused(
-            f"{url} holds the delivery of {delivered.label!r}, not {manifest.label!r}; deliver to another prefix"
-        )
     remote = _remote_objects(client, bucket, prefix, manifest, max_concurrency, url)
     foreign = sorted(key for key, found in remote.items() if found.label not in (None, manifest.label))
     if foreign:

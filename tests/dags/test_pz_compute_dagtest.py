@@ -34,7 +34,11 @@ def test_demo_script_runs_pz_compute_with_dag_test(dc2_paths, dc2_slice, tmp_pat
 
     files = ProductFiles.from_settings(load_settings({"PZ_STATE_DIR": str(tmp_path / "pz")}))
     owner = files.registry.get_user(PLATFORM_USER)
-    [product] = files.registry.list_products(owner).results
+    products = {product.product_type_name: product for product in files.registry.list_products(owner).results}
+    assert sorted(products) == ["photoz_estimates", "validation_results"]
+    product = products["validation_results"]
     assert (product.display_name, product.status) == ("dc2-demo bpz validation", ProductStatus.PUBLISHED)
+    assert product.official and products["photoz_estimates"].official
+    assert products["photoz_estimates"].provenance["validation_report"] == product.internal_name
     report = read_report(files, owner, product.id)
     assert report.summary["metrics"]["point"]["zmode"]["n_objects"] == 2000 and len(report.plots) == 5

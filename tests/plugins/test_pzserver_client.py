@@ -21,6 +21,7 @@ import httpx
 import pyarrow.parquet as pq
 import pytest
 from api_calls import specz_table, table_bytes
+from fixtures.pzserver import pz_token
 
 PZSERVER_VERSION = "0.3.7"
 
@@ -37,16 +38,6 @@ def pzserver_module():
 def api_url(airflow_services) -> str:
     """The PZ Server API of the running api-server, as the client's ``host``."""
     return f"{airflow_services.url}/pzserver/api/"
-
-
-def pz_token(airflow_services, username: str) -> str:
-    """A new API token from ``pz token create``, in the registry the api-server uses."""
-    created = subprocess.run(
-        [sys.executable, "-m", "pzlib.cli", "token", "create", username],
-        env=airflow_services.environment, capture_output=True, text=True, timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
-    return created.stdout.strip()
 
 
 def test_the_pzserver_client_uploads_publishes_finds_reads_and_downloads(

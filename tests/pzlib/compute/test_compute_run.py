@@ -140,3 +140,48 @@ def test_the_assembled_catalog_shares_no_storage_and_stage_four_checks_its_input
     assert copies[0].read_bytes() == published
     with pytest.raises(CatalogError, match=f"{outputs[0]}: failed its checksum .*; run stage III again"):
         assemble(spec, "bpz", [str(path) for path in outputs])
+
+
+def test_an_input_without_true_redshifts_runs_without_metrics(small_run, tmp_path):
+    """A release's object catalog has no true redshifts: the run simply has no metrics (it stopped with
+    "column 'redshift': column missing")."""
+    objects = write_parquet(pq.read_table(small_run.input).drop_columns(["redshift"]), tmp_path / "objects.parquet")
+    result = run(dataclasses.replace(small_run, input=str(objects)), workers=1)["bpz"]
+    assert result["n_rows"] == 300 and result["metrics"] is None and result["report"] is None
+    assert "redshift" not in pq.read_schema(next((small_run.output_path / "stage1").glob("part-*.parquet"))).names
+
+
+def test_the_catalog_comes_with_its_manifest_and_felis_schema_and_a_rerun_keeps_it(small_run, caplog):
+    first = run(small_run, workers=1)["bpz"]
+    manifest = json.loads(Path(first["manifest"]).read_text())
+    assert manifest["label"] == "small/bpz" and {entry["key"].split("/")[-1] for entry in manifest["files"]} >= {
+        "hats.properties", "_common_metadata"}
+    assert "photoz_bpz" in Path(first["felis_schema"]).read_text()
+    catalog_files = {path: path.stat().st_mtime_ns for path in Path(first["catalog"]).rglob("*") if path.is_file()}
+
+    with caplog.at_level(logging.INFO, logger="pzlib"):
+        run(small_run, workers=1)
+    assert "kept catalog" in caplog.text
+    assert {path: path.stat().st_mtime_ns for path in catalog_files} == catalog_files  # not written again
+
+    damaged = next(path for path in catalog_files if path.suffix == ".parquet" and "Npix" in path.name)
+    damaged.write_bytes(damaged.read_bytes()[:-1] + bytes([damaged.read_bytes()[-1] ^ 1]))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="pzlib"):
+        again = run(small_run, workers=1)["bpz"]
+    assert "differs from its manifest" in caplog.text and "assembling it again" in caplog.text
+    assert json.loads(Path(again["manifest"]).read_text())["files"] != [] and again["n_rows"] == 300
+    assert _catalog_rows(again["catalog"]).equals(_catalog_rows(first["catalog"]))
+
+
+def test_pz_run_writes_the_hats_catalog_at_its_output(small_run, tmp_path):
+    import lsdb
+
+    output = tmp_path / "photoz"
+    result = subprocess.run([sys.executable, "-m", "pzlib.cli", "run", "--train", small_run.train, "--input",
+                             small_run.input, "--estimator", "bpz", "--partition-rows", "100", "--workers", "1",
+                             "--output", str(output), "--workdir", small_run.output], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    catalog = lsdb.open_catalog(output).compute()
+    assert len(catalog) == 300 and {"id", "zmode", "pdf"} <= set(catalog.columns)
