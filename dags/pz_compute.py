@@ -68,8 +68,9 @@ PARAMS = {
                                     "True-redshift column of the training catalog."),
     "rail_options": _param("rail_options", {}, "RAIL options",
                            'Extra RAIL configuration per estimator, e.g. {"fzboost": {"nbump": 5}}.'),
-    "publish": _param("publish", True, "Publish the validation reports",
-                      "Stage IV registers each estimator's photo-z catalog and validation report as products of the PZ Server."),
+    "publish": _param("publish", True, "Publish the catalogs and validation reports",
+                      "Stage IV registers each estimator's photo-z catalog and validation report as products of "
+                      "the PZ Server."),
     "owner": _param("owner", None, "Owner of the published products",
                     "An existing PZ Server user; empty: the platform user 'pz-compute' (its products are official)."),
     "destination": _param(
