@@ -17,8 +17,9 @@ none of them is refused. Token and Bearer calls carry their credentials themselv
 ``pzserver`` client stops a process with a GET and a token.
 
 A JWT is checked by Airflow's auth manager (signature, expiry, revocation) and its user is mapped to the
-registry user of the same name, created on first sight; Airflow users the auth manager lets change Airflow's
-configuration (Admin in FAB; Op and Admin in the simple auth manager) start as registry admins.
+registry user of the same name, created on first sight; Airflow users the auth manager lets change connections
+(the operators: Op and Admin, in FAB as in the simple auth manager) start as registry admins. Not "change the
+configuration": FAB gives that right to no role, so no FAB user would be an admin.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class AirflowIdentity:
 
     username: str
     is_admin: bool
-    """The auth manager lets this user change Airflow's configuration."""
+    """The auth manager lets this user change Airflow's connections (Op and Admin)."""
 
 
 AirflowTokenResolver = Callable[[str], Awaitable[AirflowIdentity]]
@@ -74,7 +75,7 @@ async def airflow_identity(token: str) -> AirflowIdentity:
     except InvalidTokenError as error:
         raise AuthenticationFailed(f"the Airflow login token is not valid ({error}); log in again") from error
     return AirflowIdentity(
-        username=user.get_name(), is_admin=bool(manager.is_authorized_configuration(method="PUT", user=user))
+        username=user.get_name(), is_admin=bool(manager.is_authorized_connection(method="PUT", user=user))
     )
 
 

@@ -1,7 +1,8 @@
 """FAB logins of the production profile: a "pz-user" logs in, sees the PZ Server pages as the same PZ Server user
 (an API token of that user included), triggers training_set_maker over REST and the run completes on the Celery
-workers, and is refused (403) pz_compute and the admin routes; an Op may trigger pz_compute; an anonymous caller
-gets 401 everywhere. Users are made with `airflow users create`, run in the services' environment.
+workers, and is refused (403) pz_compute and the admin routes; an Op may trigger pz_compute; the Admin and the Op
+are PZ Server admins; an anonymous caller gets 401 everywhere. Users are made with `airflow users create`, run in
+the services' environment.
 """
 
 from __future__ import annotations
@@ -84,13 +85,24 @@ def test_a_pz_user_is_refused_pz_compute_and_the_admin_routes(scientist, method,
     assert response.status_code == 403, response.text
 
 
-def test_an_op_may_trigger_pz_compute(production):
+def test_the_fab_admin_is_a_pz_server_admin(production):
+    token = login(production, production.services.username, production.services.password)
+    me = httpx.get(f"{production.services.url}/pzserver/api/users/me/", headers={"Authorization": f"Bearer {token}"},
+                   timeout=30)
+    assert me.status_code == 200, me.text
+    assert me.json()["username"] == production.services.username and me.json()["is_admin"] is True
+
+
+def test_an_op_may_trigger_pz_compute_and_is_a_pz_server_admin(production):
     token = login(production, "pz-oscar", fab_user(production, "pz-oscar", "Op"))
     response = httpx.post(f"{production.services.url}/api/v2/dags/pz_compute/dagRuns",
                           headers={"Authorization": f"Bearer {token}"},
                           json={"logical_date": None, "conf": {"partition_rows": 0}}, timeout=30)
     # Past the authorization: the conf is checked, and refused (no run is started).
     assert response.status_code == 400, response.text
+    me = httpx.get(f"{production.services.url}/pzserver/api/users/me/", headers={"Authorization": f"Bearer {token}"},
+                   timeout=30)
+    assert me.json()["username"] == "pz-oscar" and me.json()["is_admin"] is True
 
 
 @pytest.mark.parametrize(("method", "path"), [
