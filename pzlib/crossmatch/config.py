@@ -41,6 +41,10 @@ OUTPUT_FORMATS = ("parquet", "csv", "hats")
 DEREDDENING_METHODS = ("sfd",)
 DUPLICATE_CRITERIA = ("closest", "all")
 COMBINE_TYPES = ("concatenate", "concatenate_and_mark_duplicates", "concatenate_and_remove_duplicates")
+UNTRANSLATED_CHOICES = ("refuse", "rank_last")
+"""What Combine Redshift Catalogs does with a survey that has flags but no flag translation: refuse the request,
+or give its rows no homogenized flag, which ranks them after every graded row of their duplicate group."""
+UNTRANSLATED_FIELD = "untranslated_surveys"
 DEFAULT_FLAG_TRANSLATION_FILE = include_path("crc", "flag_translation.yaml")
 SPECZ_ROLES = ("id", "ra", "dec", "z", "z_err", "z_flag")
 FLAGS_FILE_FIELD = "flags_translation_file"
@@ -49,7 +53,7 @@ Server request that carries the file itself."""
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _TSM_REQUEST_PARAMS = frozenset({"crossmatch", "duplicate_criteria", "flux_type", "convert_flux_to_mag", "dereddening",
                                  "split", "selected_columns"})
-_CRC_REQUEST_PARAMS = frozenset({"combine_type", "crossmatch", FLAGS_FILE_FIELD})
+_CRC_REQUEST_PARAMS = frozenset({"combine_type", "crossmatch", FLAGS_FILE_FIELD, UNTRANSLATED_FIELD})
 _FLUX_TYPES = {"cmodel": "dm_cmodel", "gaap": "dm_gaap"}
 """LIneA's ``flux_type`` words and the column-map presets they mean; ``auto`` takes the release's."""
 
@@ -416,7 +420,7 @@ class TsmConfig(_OutputRequest):
         dereddening = param.get("dereddening", defaults["dereddening"])
         params = {
             "specz_catalog": inputs[0]["path"],
-            "specz_columns": inputs[0]["columns"],
+            "specz_columns": {role: column for role, column in inputs[0]["columns"].items() if role in SPECZ_ROLES},
             "object_catalog": release["object_catalog"],
             "release": release["name"],
             "column_map": (release.get("object_column_map") if flux_type in ("auto", None)
@@ -501,11 +505,17 @@ class SpeczInput:
     path: str
     """Parquet, CSV, FITS, HDF5 file or HATS catalog (path or file:// URI)."""
     survey: str
-    """Survey name: the key of its flag translation and the ``survey`` value of its rows."""
+    """Survey name: the key of its flag translation and the ``survey`` value of its rows (with ``survey_column``:
+    of the rows that name no survey)."""
     columns: SpeczColumns | dict = field(default_factory=SpeczColumns)
     """Columns holding ra, dec, z (required) and id, z_err, z_flag (optional)."""
     flag_translation: dict | None = None
     """The survey's flag translation given inline (same fields as in the translation file), overriding the file."""
+    survey_column: str | None = None
+    """Column naming each row's survey (a compiled multi-survey catalog): every row is translated by its own
+    survey's flag translation and keeps its survey in the output."""
+    untranslated_surveys: str = "refuse"
+    """A survey of this input with flags but no flag translation: ``refuse`` the request, or ``rank_last``."""
 
     def check(self, where: str) -> None:
         self.path = _check_path(f"{where}.path", self.path)
@@ -514,6 +524,15 @@ class SpeczInput:
         self.columns = SpeczColumns.from_value(self.columns, f"{where}.columns")
         if self.flag_translation is not None and not isinstance(self.flag_translation, dict):
             raise ValueError(f"{where}.flag_translation: must be an object (flags, conditions, default) or null")
+        if self.survey_column is not None:
+            if not isinstance(self.survey_column, str) or not self.survey_column:
+                raise ValueError(f"{where}.survey_column: must be a column name or null, got {self.survey_column!r}")
+            if self.survey_column in self.columns.roles().values():
+                raise ValueError(f"{where}.survey_column: column {self.survey_column!r} already holds another role")
+            if self.flag_translation is not None:
+                raise ValueError(f"{where}.flag_translation: an input of several surveys (survey_column) takes its "
+                                 "translations from a flag translation file, one entry per survey")
+        _check_choice(f"{where}.{UNTRANSLATED_FIELD}", self.untranslated_surveys, UNTRANSLATED_CHOICES)
 
     @classmethod
     def from_value(cls, value, where: str) -> SpeczInput:
@@ -591,18 +610,28 @@ class CrcConfig(_OutputRequest):
             except ValueError as error:
                 field_name = "flag_translation" if entry.flag_translation is not None else "survey"
                 raise ValueError(f"inputs[{index}].{field_name}: {error}") from None
-            if entry.columns.z_flag and translation is None:
-                raise ValueError(
-                    f"inputs[{index}].survey: no flag translation for survey {entry.survey!r} in "
-                    f"{self.translation_file} (known: {', '.join(translations.surveys())}); give its "
-                    "flag_translation inline or set columns.z_flag to null"
-                )
+            # An input of several surveys is checked against its rows' surveys by crc.check_inputs.
+            if (entry.columns.z_flag and translation is None and entry.survey_column is None
+                    and entry.untranslated_surveys == "refuse"):
+                raise ValueError(f"inputs[{index}].survey: {self.untranslated_message([entry.survey])}")
 
     @property
     def translation_file(self) -> Path:
         if self.flag_translation_file is None:
             return DEFAULT_FLAG_TRANSLATION_FILE
         return local_path(self.flag_translation_file)
+
+    def untranslated_message(self, surveys: list[str]) -> str:
+        """Why surveys without a flag translation are refused, and the two ways on (no server path in it)."""
+        from pzlib.crossmatch.flags import load_flag_translations
+
+        source = ("the platform's flag translations" if self.flag_translation_file is None
+                  else f"flag translation file {self.translation_file.name}")
+        known = ", ".join(load_flag_translations(self.translation_file).surveys())
+        named = ", ".join(repr(survey) for survey in surveys[:10]) + (" …" if len(surveys) > 10 else "")
+        return (f"no flag translation for survey(s) {named} in {source} (known: {known}); send a flag translation "
+                f"file that translates them (or give flag_translation inline), or set {UNTRANSLATED_FIELD} to "
+                "rank_last to rank their rows after every graded row")
 
     def fingerprint(self) -> str:
         """Hash of everything that shapes the output (not ``workers``), the translation table's text included."""
@@ -629,8 +658,10 @@ class CrcConfig(_OutputRequest):
         param : dict
             LIneA's fields: ``combine_type``, ``crossmatch`` (``radius_arcsec``, ``n_neighbors``) and
             ``flags_translation_file``, which only says a file was sent; one left out takes this config's default.
+            And ours: ``untranslated_surveys`` (``refuse`` or ``rank_last``), for every input.
         inputs : list of dict
-            The spec-z catalogs, in priority order: ``path``, ``survey`` and ``columns`` (:class:`SpeczInput`).
+            The spec-z catalogs, in priority order: ``path``, ``survey`` (the product's name) and ``columns`` (the
+            product's column roles); a ``survey`` role names the column of each row's survey.
         release : dict or None
             The release the combined catalog is meant for (its ``name``).
         output_dir, output_format : str
@@ -649,6 +680,8 @@ class CrcConfig(_OutputRequest):
             raise ValueError(f"param.{FLAGS_FILE_FIELD}: send the file itself in the multipart field "
                              f"{FLAGS_FILE_FIELD!r}; the server cannot read {param[FLAGS_FILE_FIELD]!r}")
         defaults = _defaults(cls)
+        untranslated = param.get(UNTRANSLATED_FIELD, _defaults(SpeczInput)[UNTRANSLATED_FIELD])
+        _check_choice(f"param.{UNTRANSLATED_FIELD}", untranslated, UNTRANSLATED_CHOICES)
         params = {
             "combine_type": param.get("combine_type", defaults["combine_type"]),
             "radius_arcsec": crossmatch.get("radius_arcsec", defaults["radius_arcsec"]),
@@ -657,8 +690,7 @@ class CrcConfig(_OutputRequest):
             "output_dir": output_dir,
             "output_format": output_format or defaults["output_format"],
             "release": release["name"] if release else None,
-            "inputs": [{"path": entry["path"], "survey": entry["survey"], "columns": entry["columns"]}
-                       for entry in inputs],
+            "inputs": [_crc_input(entry, untranslated) for entry in inputs],
         }
         cls.from_params(params)
         return params
@@ -676,6 +708,11 @@ class CrcConfig(_OutputRequest):
                          "Rows closer than this are the same object.", schema["radius_arcsec"]),
             RequestField("crossmatch.n_neighbors", "n_neighbors", "Neighbours searched",
                          "Neighbours searched per row within the radius, itself included.", schema["n_neighbors"]),
+            RequestField(UNTRANSLATED_FIELD, UNTRANSLATED_FIELD, "Surveys without a flag translation",
+                         "A survey with quality flags the translations do not cover (a catalog's own name, or a "
+                         "value of its associated survey column): refuse the request (then send a flag translation "
+                         "file for it), or rank_last: keep its rows, ungraded, after every graded duplicate.",
+                         schema["inputs"]["items"]["properties"][UNTRANSLATED_FIELD]),
         )
 
     @classmethod
@@ -698,6 +735,8 @@ class CrcConfig(_OutputRequest):
                             "survey": {"type": "string", "minLength": 1},
                             "columns": SpeczColumns.schema(),
                             "flag_translation": {"type": ["object", "null"]},
+                            "survey_column": {"type": ["string", "null"], "minLength": 1},
+                            UNTRANSLATED_FIELD: {"type": "string", "enum": list(UNTRANSLATED_CHOICES)},
                         },
                     },
                 },
@@ -712,6 +751,14 @@ class CrcConfig(_OutputRequest):
                 "workers": {"type": "integer", "minimum": 1, "maximum": 64},
             },
         }
+
+
+def _crc_input(entry: dict, untranslated: str) -> dict:
+    """A CRC input from a PZ Server input: its ``survey`` role, if associated, is the column of the rows' surveys."""
+    columns = {role: column for role, column in entry["columns"].items() if role != "survey"}
+    survey_column = entry["columns"].get("survey")
+    return {"path": entry["path"], "survey": entry["survey"], "columns": columns,
+            **({"survey_column": survey_column} if survey_column else {}), UNTRANSLATED_FIELD: untranslated}
 
 
 PZSERVER_REQUESTS = {

@@ -1,7 +1,10 @@
 """Combine Redshift Catalogs: N spec-z catalogs into one, with duplicates marked or removed.
 
 Every input is read with its own column names and survey, brought to one schema, and its quality flags are
-translated to the homogenized 0–4 scale (:mod:`pzlib.crossmatch.flags`). Duplicates are rows within
+translated to the homogenized 0–4 scale (:mod:`pzlib.crossmatch.flags`). An input with a ``survey_column`` (a
+compiled multi-survey catalog) is translated row by row, each row by its own survey's translation. Rows of a
+survey with flags but no translation are refused, or with ``untranslated_surveys: rank_last`` kept without a
+homogenized flag. Duplicates are rows within
 ``radius_arcsec`` of each other, found by an lsdb self cross-match of the concatenated catalog and grouped
 transitively (A near B and B near C make one group). In each group the best row is the one with the highest
 homogenized flag, then the smallest redshift error, then the one from the earlier input (then the earlier
@@ -24,9 +27,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from pzlib.catalog import CatalogError
+from pzlib.catalog import CatalogError, CatalogReader
 from pzlib.crossmatch.config import CrcConfig, SpeczInput
-from pzlib.crossmatch.flags import FlagTranslation, flag_keys, load_flag_translations
+from pzlib.crossmatch.flags import FlagTranslations, flag_keys, load_flag_translations
 from pzlib.crossmatch.outputs import (
     dask_threads,
     finish_report,
@@ -36,7 +39,7 @@ from pzlib.crossmatch.outputs import (
     separation_lines,
     write_output,
 )
-from pzlib.crossmatch.specz import check_specz_columns, open_specz, read_specz
+from pzlib.crossmatch.specz import catalog_columns, check_specz_columns, open_specz, read_specz
 
 log = logging.getLogger(__name__)
 
@@ -49,27 +52,57 @@ COLUMNS_ASSOCIATION = {"id": "id", "ra": "ra", "dec": "dec", "z": "z", "z_err": 
 
 
 def check_inputs(config: CrcConfig) -> list[dict]:
-    """Check every input's file and columns before any work; return ``[{path, survey, format, rows}]``.
+    """Check every input's file and columns before any work; return ``[{path, survey, format, rows}]`` (with
+    ``surveys``, rows per survey, for an input with a survey column, and ``ranked_last``, rows per untranslated
+    survey, when there are any).
 
     Raises
     ------
     ValueError
         Starting with the field at fault: ``inputs[2].path`` (missing or unreadable), ``inputs[0].columns.z``
-        (no such column), ``inputs[1].columns.z_err`` (a flag condition of the survey needs it).
+        (no such column), ``inputs[1].columns.z_err`` (a flag condition of the survey needs it),
+        ``inputs[0].survey_column`` (no such column, or surveys without a translation to refuse).
     """
     translations = load_flag_translations(config.translation_file)
     plan = []
     for index, entry in enumerate(config.inputs):
-        reader = open_specz(entry.path, f"inputs[{index}].path")
-        check_specz_columns(reader, entry.columns, f"inputs[{index}].columns")
-        translation = translations.lookup(entry.survey, entry.flag_translation)
-        for column in sorted(translation.needs_columns() if translation else ()):
-            if getattr(entry.columns, column) is None:
-                raise ValueError(f"inputs[{index}].columns.{column}: the flag translation of survey "
-                                 f"{entry.survey!r} grades rows by {column}; name the column that holds it")
-        plan.append({"path": str(reader.path), "survey": entry.survey, "format": reader.format,
-                     "rows": reader.num_rows})
+        where = f"inputs[{index}]"
+        reader = open_specz(entry.path, f"{where}.path")
+        check_specz_columns(reader, entry.columns, f"{where}.columns")
+        if entry.survey_column is not None and entry.survey_column not in reader.column_names:
+            available = ", ".join(catalog_columns(reader.column_names))
+            raise ValueError(f"{where}.survey_column: column {entry.survey_column!r} is not in {reader.path} "
+                             f"(has: {available})")
+        rows_per_survey = (row_surveys(reader, entry).value_counts(sort=False).to_dict()
+                           if entry.survey_column else {entry.survey: reader.num_rows})
+        ranked_last = {}
+        for survey, rows in rows_per_survey.items():
+            translation = translations.lookup(survey, entry.flag_translation)
+            if translation is None:
+                if entry.columns.z_flag:
+                    ranked_last[survey] = int(rows)
+                continue
+            for column in sorted(translation.needs_columns()):
+                if getattr(entry.columns, column) is None:
+                    raise ValueError(f"{where}.columns.{column}: the flag translation of survey {survey!r} "
+                                     f"grades rows by {column}; name the column that holds it")
+        if ranked_last and entry.untranslated_surveys == "refuse":
+            field_name = "survey_column" if entry.survey_column else "survey"
+            raise ValueError(f"{where}.{field_name}: {config.untranslated_message(sorted(ranked_last))}")
+        found = {"path": str(reader.path), "survey": entry.survey, "format": reader.format, "rows": reader.num_rows}
+        if entry.survey_column:
+            found["surveys"] = {survey: int(rows) for survey, rows in sorted(rows_per_survey.items())}
+        if ranked_last:
+            found["ranked_last"] = dict(sorted(ranked_last.items()))
+        plan.append(found)
     return plan
+
+
+def row_surveys(reader: CatalogReader, entry: SpeczInput) -> pd.Series:
+    """The survey of each row of an input with a survey column, as text; a blank one is the input's ``survey``."""
+    values = reader.read([entry.survey_column]).column(0).to_pandas()
+    # Survey names as text, the way flags are: 3, 3.0 and b"3" are one survey, a blank one is none.
+    return flag_keys(values).astype("string").fillna(entry.survey)
 
 
 def combine_catalogs(config: CrcConfig) -> dict:
@@ -108,8 +141,7 @@ def combine_catalogs(config: CrcConfig) -> dict:
     translations = load_flag_translations(config.translation_file)
     frames = []
     for index, entry in enumerate(config.inputs):
-        translation = translations.lookup(entry.survey, entry.flag_translation)
-        frame = canonical_rows(entry, index, translation)
+        frame = canonical_rows(entry, index, translations)
         plan[index]["z_err_negative"] = int(frame.attrs["z_err_negative"])
         frames.append(frame)
     combined = pd.concat(frames, ignore_index=True)
@@ -146,11 +178,13 @@ def _flag_order(flag) -> int:
     return 99 if pd.isna(flag) else -int(flag)
 
 
-def canonical_rows(entry: SpeczInput, index: int, translation: FlagTranslation | None) -> pd.DataFrame:
+def canonical_rows(entry: SpeczInput, index: int, translations: FlagTranslations) -> pd.DataFrame:
     """One input's rows in the combined schema, flags homogenized (``input`` holds ``index`` for ranking).
 
-    A negative redshift error (a common "unknown" marker) is taken as unknown; ``attrs["z_err_negative"]``
-    counts them.
+    Each row is translated by its survey's translation (the input's, or with a survey column the row's own);
+    a survey without one leaves its rows without a homogenized flag (:func:`check_inputs` refused them unless
+    asked to rank them last). A negative redshift error (a common "unknown" marker) is taken as unknown;
+    ``attrs["z_err_negative"]`` counts them.
 
     Raises
     ------
@@ -171,8 +205,10 @@ def canonical_rows(entry: SpeczInput, index: int, translation: FlagTranslation |
         z_err = pd.Series(values.to_numpy(dtype=float, na_value=np.nan), index=frame.index)
         negative = int((z_err < 0).sum())
         z_err = z_err.mask(z_err < 0)
+    surveys = (pd.Series(row_surveys(reader, entry).to_numpy(), index=frame.index, dtype="string")
+               if entry.survey_column else pd.Series([entry.survey] * rows, dtype="string", index=frame.index))
     canonical = pd.DataFrame({
-        "survey": pd.Series([entry.survey] * rows, dtype="string", index=frame.index),
+        "survey": surveys,
         "id": (frame[columns.id].astype("string") if columns.id
                else pd.Series(pd.NA, index=frame.index, dtype="string")),
         "ra": frame[columns.ra].to_numpy(dtype=float),
@@ -182,15 +218,18 @@ def canonical_rows(entry: SpeczInput, index: int, translation: FlagTranslation |
         "z_flag": (flag_keys(frame[columns.z_flag]).astype("string") if columns.z_flag
                    else pd.Series(pd.NA, index=frame.index, dtype="string")),
     })
-    if translation is None:
-        homogenized = pd.Series(pd.NA, index=frame.index, dtype="Int8")
-    else:
-        homogenized, unmatched = translation.homogenize(canonical)
+    homogenized = pd.Series(pd.NA, index=frame.index, dtype="Int8")
+    for survey, rows_of_survey in canonical.groupby("survey", sort=True).groups.items():
+        translation = translations.lookup(survey, entry.flag_translation)
+        if translation is None:
+            continue
+        flags, unmatched = translation.homogenize(canonical.loc[rows_of_survey])
         if unmatched:
             shown = ", ".join(repr(value) for value in unmatched[:10])
             raise CatalogError(reader.path, f"flag value(s) {shown} have no translation for survey "
-                                            f"{entry.survey!r}; add them to its flags or give it a default",
+                                            f"{survey!r}; add them to its flags or give it a default",
                                columns.z_flag)
+        homogenized.loc[rows_of_survey] = flags
     canonical["z_flag_homogenized"] = homogenized
     canonical["input"] = np.int32(index)
     canonical.attrs["z_err_negative"] = negative

@@ -88,6 +88,7 @@ PIPELINES: tuple[Pipeline, ...] = (
             "combine_type": "concatenate_and_mark_duplicates",
             "crossmatch": {"radius_arcsec": 1.0, "n_neighbors": 16},
             "flags_translation_file": None,
+            "untranslated_surveys": "refuse",
         },
     ),
 )

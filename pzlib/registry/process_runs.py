@@ -62,7 +62,8 @@ class PipelineRequest(Protocol):
                  output_dir: str, output_format: str | None = None,
                  flag_translation_file: str | None = None) -> dict[str, Any]:
         """The DAG params of a request: LIneA's ``param`` fields (the pipeline's defaults filled in), the input
-        catalogs (``path``, ``survey``: the product's name, ``columns``: its column roles), the release (``name``,
+        catalogs (``path``, ``survey``: the product's name, ``columns``: its column roles, a ``survey`` role
+        included: the pipeline decides what it means), the release (``name``,
         ``object_catalog``, ``object_column_map``), the output and a flag translation file sent with it; raise
         ``ValueError`` naming the field."""
 
@@ -247,7 +248,6 @@ class ProcessRuns:
         roles = {_SYSTEM_COLUMN[content.alias.lower()].alias.lower(): content.column_name
                  for content in registry.list_contents(user, product.id)
                  if content.alias and content.alias.lower() in _SYSTEM_COLUMN}
-        roles.pop("survey", None)
         missing = [role for role in ("ra", "dec", "z") if role not in roles]
         if missing:
             raise InvalidInput(f"input product {product.internal_name} has no column associated with "

@@ -96,3 +96,21 @@ def published_specz(server, headers: dict[str, str], name: str = "DESI spec-z", 
     response = server.client.patch(f"{API}/products/{product['id']}/", headers=headers, data={"status": "1"})
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def published_compiled_specz(server, headers: dict[str, str], name: str, *, survey_column: bool) -> dict:
+    """A user's own spec-z catalog, named as they like, with a quality flag and (if asked) its survey column
+    associated: rows of VVDS, JADES and a survey of theirs with no flag translation."""
+    table = specz_table(6).append_column("quality", pa.array(["4", "A", "9", "3", "B", "9"])).append_column(
+        "origin", pa.array(["VVDS", "JADES", "Mine", "VVDS", "JADES", "Mine"]))
+    product = create_product(server, headers, name)
+    assert upload(server, headers, product["id"], "compiled.parquet", table_bytes(table, "parquet")).status_code == 201
+    columns = server.client.get(f"{API}/products/{product['id']}/registry/", headers=headers).json()["columns"]
+    ids = {column["column_name"]: column["id"] for column in columns}
+    roles = [("ra", "RA"), ("dec", "Dec"), ("z", "z"), ("quality", "z_flag")]
+    for column, alias in [*roles, *([("origin", "survey")] if survey_column else [])]:
+        response = server.client.patch(f"{API}/product-contents/{ids[column]}/", headers=headers, data={"alias": alias})
+        assert response.status_code == 200, response.text
+    response = server.client.patch(f"{API}/products/{product['id']}/", headers=headers, data={"status": "1"})
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -8,9 +8,12 @@ import json
 from pathlib import Path
 
 import pytest
-from api_calls import API, create_product, published_specz, specz_table, table_bytes
+from api_calls import API, create_product, published_compiled_specz, published_specz, specz_table, table_bytes
 
+from pzlib.crossmatch import CrcConfig
+from pzlib.crossmatch.crc import combine_catalogs
 from pzlib.registry import InvalidInput
+from pzlib.registry.process_runs import request_params
 
 
 def test_pipelines_describe_their_inputs_outputs_and_defaults(server, as_alice):
@@ -108,6 +111,50 @@ def test_a_combine_request_uses_its_flags_translation_file(server, as_alice):
     assert Path(conf["flag_translation_file"]).read_bytes() == flags
     assert [(entry["survey"], entry["columns"]) for entry in conf["inputs"]] == [
         ("Cat A", {"ra": "ra", "dec": "dec", "z": "z"}), ("Cat B", {"ra": "ra", "dec": "dec", "z": "z"})]
+
+
+def crc_body(inputs: list[dict], **param) -> dict:
+    return {"pipeline": 2, "display_name": "Combined", "inputs": [item["id"] for item in inputs],
+            "used_config": json.dumps({"param": param})}
+
+
+def test_a_users_own_catalog_with_a_survey_column_is_combined_row_by_row(server, as_alice):
+    compiled = published_compiled_specz(server, as_alice, "my compiled spec-z", survey_column=True)
+    # Its survey column names VVDS and JADES (translated) and Mine (not): the run's input check decides on Mine.
+    accepted = server.client.post(f"{API}/processes/", headers=as_alice, json=crc_body([compiled]))
+    assert accepted.status_code == 201, accepted.text
+    started = server.client.post(f"{API}/processes/", headers=as_alice,
+                                 json={**crc_body([compiled], untranslated_surveys="rank_last"),
+                                       "display_name": "Combined, mine last"})
+    assert started.status_code == 201, started.text
+    confs = [run["conf"] for run in server.dag_runs.triggered]
+    assert [conf["inputs"][0]["untranslated_surveys"] for conf in confs] == ["refuse", "rank_last"]
+    [entry] = confs[1]["inputs"]
+    assert (entry["survey"], entry["survey_column"]) == ("my compiled spec-z", "origin")
+    assert entry["columns"] == {"ra": "ra", "dec": "dec", "z": "z", "z_flag": "quality"}
+    report = combine_catalogs(CrcConfig.from_params(request_params(confs[1])))
+    assert report["inputs_summary"][0]["ranked_last"] == {"Mine": 2}
+    assert report["by_survey"] == {"VVDS": 2, "JADES": 2, "Mine": 2}
+
+
+def test_a_catalog_without_a_translation_gets_a_choice_not_only_a_refusal(server, as_alice):
+    named = published_compiled_specz(server, as_alice, "my spec-z", survey_column=False)
+    before = server.snapshot()
+    refused = server.client.post(f"{API}/processes/", headers=as_alice, json=crc_body([named]))
+    assert refused.status_code == 400
+    detail = refused.json()["detail"]
+    assert detail.startswith("pipeline combine_redshift_dedup: input product ")
+    assert "no flag translation for survey(s) 'my spec-z'" in detail
+    assert "send a flag translation file" in detail and "untranslated_surveys to rank_last" in detail
+    assert "/" not in detail  # no server path
+    assert server.snapshot() == before and server.dag_runs.triggered == []
+    flags = b"surveys:\n  MY SPEC-Z:\n    flags: {\"4\": 4, \"A\": 4, \"9\": 1, \"3\": 3, \"B\": 3}\n"
+    translated = server.client.post(f"{API}/processes/", headers=as_alice, data=crc_body([named]),
+                                    files={"flags_translation_file": ("mine.yaml", flags)})
+    assert translated.status_code == 201, translated.text
+    ranked = server.client.post(f"{API}/processes/", headers=as_alice,
+                                json={**crc_body([named], untranslated_surveys="rank_last"), "display_name": "Last"})
+    assert ranked.status_code == 201, ranked.text
 
 
 def test_bad_process_requests_are_refused_and_nothing_is_stored_or_started(server, as_alice, release):

@@ -11,7 +11,7 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from api_calls import API, published_specz
+from api_calls import API, published_compiled_specz, published_specz
 from pzserver_app.dag_runs import TaskState, log_excerpt
 
 UI = "/pzserver/ui"
@@ -116,7 +116,8 @@ def test_the_combine_form_sends_its_flag_translation_file_and_a_cross_site_post_
     second = published_specz(server, as_alice, "JADES")
     login("alice")
     form = {"display_name": "Combined", "release": "", "inputs": [str(first["id"]), str(second["id"])],
-            "combine_type": "concatenate", "crossmatch.radius_arcsec": "1", "crossmatch.n_neighbors": "16"}
+            "combine_type": "concatenate", "crossmatch.radius_arcsec": "1", "crossmatch.n_neighbors": "16",
+            "untranslated_surveys": "refuse"}
     flags = b"surveys:\n  2DFGRS:\n    flags: {1: 0, 2: 1, 3: 3, 4: 4, 5: 4}\n  JADES:\n    default: 3\n"
     before = server.snapshot()
     unreadable = post_form(server, "pipelines/combine_redshift_dedup/", form,
@@ -134,6 +135,26 @@ def test_the_combine_form_sends_its_flag_translation_file_and_a_cross_site_post_
     [run] = server.dag_runs.triggered
     assert [entry["survey"] for entry in run["conf"]["inputs"]] == ["2DFGRS", "JADES"]
     assert run["conf"]["flag_translation_file"].endswith("flags.yaml")
+
+
+def test_the_combine_form_offers_a_choice_for_a_survey_without_a_translation(server, as_alice, login):
+    named = published_compiled_specz(server, as_alice, "my spec-z", survey_column=False)
+    login("alice")
+    page = server.client.get(f"{UI}/pipelines/").text
+    choice = re.search(r'<select id="combine_redshift_dedup-untranslated_surveys"[^>]*>(.*?)</select>', page, re.S)
+    assert choice and re.findall(r'<option value="([^"]+)"', choice.group(1)) == ["refuse", "rank_last"]
+    form = {"display_name": "Mine combined", "release": "", "inputs": [str(named["id"])],
+            "combine_type": "concatenate", "crossmatch.radius_arcsec": "1", "crossmatch.n_neighbors": "16",
+            "untranslated_surveys": "refuse"}
+    before = server.snapshot()
+    refused = post_form(server, "pipelines/combine_redshift_dedup/", form)
+    assert refused.status_code == 400 and server.snapshot() == before
+    message = field_error(refused.text, "combine_redshift_dedup", "inputs")
+    assert "no flag translation for survey(s) 'my spec-z'" in message and "rank_last" in message, refused.text
+    ranked = post_form(server, "pipelines/combine_redshift_dedup/", {**form, "untranslated_surveys": "rank_last"})
+    assert ranked.status_code == 303, ranked.text
+    [run] = server.dag_runs.triggered
+    assert run["conf"]["inputs"][0]["untranslated_surveys"] == "rank_last"
 
 
 def test_users_see_their_own_processes_and_admins_every_one(server, as_alice, as_bob, as_admin, login, releases):
