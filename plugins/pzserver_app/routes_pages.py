@@ -35,6 +35,8 @@ Context = Annotated[ServerContext, Depends(get_context)]
 
 LISTING_PAGE_SIZE = 25
 """Products per page of a listing."""
+PREVIEW_PAGE_ROWS = 25
+"""Rows per page of a product's table preview."""
 
 _STATUS_CHOICES = [("1", "Published"), ("0", "Registering"), ("3", "Processing"), ("9", "Failed"), ("", "Any")]
 _LISTING_QUERY = described(query={
@@ -61,9 +63,10 @@ def user_products(request: Request, user: CurrentUser, context: Context) -> Resp
     return _listing(request, user, context, official=False)
 
 
-@router.get("/products/{product}/")
+@router.get("/products/{product}/", openapi_extra=described(query={"preview_page": INTEGER}))
 def product_page(product: str, request: Request, user: CurrentUser, context: Context) -> Response:
-    """A product: metadata, files, columns and their associations, a preview, download, share, delete."""
+    """A product: metadata, files, columns and their associations, a page of its table preview, download, share,
+    delete."""
     record = context.registry.get_product(user, product_reference(product))
     files = context.registry.list_files(user, record.id)
     return render(
@@ -79,6 +82,7 @@ def product_page(product: str, request: Request, user: CurrentUser, context: Con
         may_change=record.can_be_changed_by(user),
         has_report=record.product_type_name == REPORT_PRODUCT_TYPE
         and any(stored.name == METRICS_FILE for stored in files),
+        preview=_preview_page(request, user, context, record.id),
     )
 
 
@@ -148,6 +152,39 @@ def upload_wizard(request: Request, user: CurrentUser, context: Context) -> Resp
 def static_file(name: str, user: CurrentUser) -> Response:
     """Stylesheet, scripts and icons of the pages."""
     return STATIC.response(name)
+
+
+def _preview_page(request: Request, user: User, context: ServerContext, product_id: int) -> dict[str, Any] | None:
+    """The preview page ``?preview_page=`` asks for, read from the preview file; a page past the last (or not a
+    page number) shows the nearest page, saying so. None when the product has no main table."""
+    asked = request.query_params.get("preview_page")
+    page = int(asked) if asked is not None and asked.isdigit() and len(asked) < 7 else 1
+    found = context.files.preview_rows(user, product_id, offset=(max(page, 1) - 1) * PREVIEW_PAGE_ROWS,
+                                       limit=PREVIEW_PAGE_ROWS)
+    if found is None:
+        return None
+    last_page = max((found.preview_rows + PREVIEW_PAGE_ROWS - 1) // PREVIEW_PAGE_ROWS, 1)
+    shown = min(max(page, 1), last_page)
+    if shown != max(page, 1):  # past the last page: read the last
+        found = context.files.preview_rows(user, product_id, offset=(shown - 1) * PREVIEW_PAGE_ROWS,
+                                           limit=PREVIEW_PAGE_ROWS)
+    links = Links(request)
+    first_row = (shown - 1) * PREVIEW_PAGE_ROWS + 1
+
+    def page_link(number: int) -> str:
+        return links.ui(f"products/{product_id}/", preview_page=number) + "#preview-section"
+
+    return {
+        "rows": found,
+        "page": shown,
+        "last_page": last_page,
+        "first_row": first_row,
+        "last_row": first_row + len(found.rows) - 1,
+        "notice": None if asked is None or str(shown) == asked
+        else f"There is no preview page {asked[:20]!r}; showing page {shown} of {last_page}.",
+        "previous": page_link(shown - 1) if shown > 1 else None,
+        "next": page_link(shown + 1) if shown < last_page else None,
+    }
 
 
 def _listing(request: Request, user: User, context: ServerContext, *, official: bool) -> Response:

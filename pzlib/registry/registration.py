@@ -3,7 +3,8 @@
 ``ProductFiles`` joins the registry and the object store. An upload is checked before anything is stored
 (plain file name, the owner or an admin acting, the size limit, no second main file) and a product's main file
 is inspected on arrival: a table (CSV, Parquet, HDF5, FITS, VOTable, or a HATS catalog uploaded as a ZIP) has
-its rows counted, its columns recorded and a 10-row preview kept beside it in storage; a file of a table format
+its rows counted, its columns recorded and a 10-row preview kept beside it in storage, with its first 1,000 rows as
+a small Parquet file that pages of the product page are read from (never the main file); a file of a table format
 that cannot be read is refused, and so is a main file of no table format on the product types that are tables
 (spec-z catalogs, training sets, object catalogs). Other product types take any main file. Stored content is
 written under a fresh key, so a refused upload never replaces what is already stored, and is removed again when
@@ -41,6 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pzlib.catalog import CatalogError, CatalogReader, open_catalog
 from pzlib.config import Settings
@@ -65,6 +67,11 @@ TABULAR_PRODUCT_TYPES = frozenset({"redshift_catalog", "training_set", "object_c
 
 PREVIEW_ROWS = 10
 """Rows kept as a preview of a main table."""
+
+PREVIEW_FILE_ROWS = 1_000
+"""Rows of a main table kept as its preview file, read a page at a time."""
+PREVIEW_FILE_BYTES = 4 * 1024 * 1024
+"""Largest in-memory size of those rows: a wide table's preview file keeps fewer."""
 
 UNZIP_RATIO = 2
 """Without a limit of its own, a zipped HATS catalog may unpack to this many times the upload limit: its Parquet
@@ -93,6 +100,9 @@ class TableSummary:
     """Field separator, for CSV."""
     has_header: bool | None = None
     """Whether the first CSV line names the columns."""
+    preview_file_rows: int = 0
+    """Rows in the preview file beside the summary; 0 when there is none (a table registered before it existed,
+    or of types Parquet cannot hold)."""
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), allow_nan=False).encode("utf-8")
@@ -130,6 +140,19 @@ class Rows:
 
 
 @dataclass(frozen=True)
+class PreviewRows:
+    """A slice of a main table's preview: its first rows, kept at registration."""
+
+    n_rows: int
+    """Rows of the whole table."""
+    preview_rows: int
+    """Rows the preview holds."""
+    columns: tuple[str, ...]
+    rows: tuple[dict[str, Any], ...]
+    """JSON-ready rows of the slice."""
+
+
+@dataclass(frozen=True)
 class _Prepared:
     """An upload checked and inspected, ready to be stored."""
 
@@ -137,6 +160,8 @@ class _Prepared:
     stored_name: str
     is_directory: bool
     table: TableSummary | None
+    preview: bytes | None = None
+    """The preview file's Parquet bytes."""
 
 
 class ProductFiles:
@@ -323,6 +348,30 @@ class ProductFiles:
             rows = _read_rows(path, info.table, offset, limit)
         return Rows(count=info.table.n_rows, columns=info.table.columns, rows=rows)
 
+    def preview_rows(self, user: User, product: int | str, *, offset: int, limit: int) -> PreviewRows | None:
+        """Rows ``[offset, offset + limit)`` of the main table's preview, read from the preview file (the summary's
+        first rows for a table registered before preview files); None when the product has no main table.
+
+        Raises
+        ------
+        InvalidInput
+            Negative offset or non-positive limit.
+        NotFound
+            The product is not visible to ``user``.
+        """
+        if offset < 0 or limit <= 0:
+            raise InvalidInput(f"cannot read {limit} rows from row {offset}; give offset >= 0 and limit > 0")
+        info = self.main_file(user, product)
+        if info is None or info.table is None:
+            return None
+        summary = info.table
+        if not summary.preview_file_rows:
+            kept = summary.preview
+            return PreviewRows(summary.n_rows, len(kept), summary.columns, tuple(kept[offset:offset + limit]))
+        preview = pq.read_table(pa.BufferReader(self.storage.get(_preview_key_of(info.file.storage_key))))
+        rows = _json_rows(preview.slice(offset, limit)) if offset < preview.num_rows else []
+        return PreviewRows(summary.n_rows, preview.num_rows, summary.columns, tuple(rows))
+
     @contextmanager
     def local_path(self, stored: ProductFile) -> Iterator[Path]:
         """A local path of a stored file or directory: in place on local storage, else a temporary copy."""
@@ -375,6 +424,8 @@ class ProductFiles:
                 size, checksum = stored.size, stored.sha256
             if prepared.table is not None:
                 self.storage.put(_summary_key_of(storage_key), prepared.table.to_json())
+            if prepared.preview is not None:
+                self.storage.put(_preview_key_of(storage_key), prepared.preview)
             return self.registry.add_file(
                 user,
                 target.id,
@@ -400,6 +451,7 @@ class ProductFiles:
         else:
             self.storage.delete(storage_key)
         self.storage.delete(_summary_key_of(storage_key))
+        self.storage.delete(_preview_key_of(storage_key))
 
 
 @contextmanager
@@ -430,6 +482,10 @@ def _summary_key_of(storage_key: str) -> str:
     return f"{storage_key.rsplit('/', 1)[0]}.table.json"
 
 
+def _preview_key_of(storage_key: str) -> str:
+    return f"{storage_key.rsplit('/', 1)[0]}.preview.parquet"
+
+
 def _is_zip(name: str) -> bool:
     return PurePosixPath(name).suffix.lower() == ".zip"
 
@@ -443,17 +499,17 @@ def _prepare_main_file(upload_path: Path, product_type: str, max_unzipped_bytes:
     name = upload_path.name
     suffix = upload_path.suffix.lower()
     if suffix in TABLE_FORMATS:
-        table = inspect_table(upload_path, TABLE_FORMATS[suffix])
-        return _Prepared(upload_path, name, is_directory=False, table=table)
+        table, preview = _inspect(upload_path, TABLE_FORMATS[suffix])
+        return _Prepared(upload_path, name, is_directory=False, table=table, preview=preview)
     if suffix == ".zip":
         unpacked = upload_path.parent / _UNPACKED
         catalog_root = unpack_hats_archive(upload_path, unpacked, max_unzipped_bytes)
         if catalog_root is not None:
             try:
-                table = inspect_table(catalog_root, "hats")
+                table, preview = _inspect(catalog_root, "hats")
             except InvalidInput as error:
                 raise InvalidInput(f"{name}: {error}") from error  # the message names the folder inside
-            return _Prepared(catalog_root, _directory_name(name), is_directory=True, table=table)
+            return _Prepared(catalog_root, _directory_name(name), is_directory=True, table=table, preview=preview)
         shutil.rmtree(unpacked, ignore_errors=True)
     if product_type in TABULAR_PRODUCT_TYPES:
         known = ", ".join(sorted({*TABLE_FORMATS, ".zip (a HATS catalog)"}))
@@ -483,14 +539,22 @@ def inspect_table(path: Path, table_format: str) -> TableSummary:
     InvalidInput
         The table cannot be read, has no columns or no rows; the message names the file.
     """
+    return _inspect(path, table_format)[0]
+
+
+def _inspect(path: Path, table_format: str) -> tuple[TableSummary, bytes | None]:
+    """:func:`inspect_table` and the preview file's bytes (None when Parquet cannot hold the table's types)."""
     try:
         dialect = sniff_csv(path) if table_format == "csv" else None
         reader = _open_table(path, table_format, dialect)
         n_rows = 0
         preview: list[dict[str, Any]] = []
+        head: list[pa.RecordBatch] = []
         for batch in reader.iter_batches(batch_rows=65_536):
             if len(preview) < PREVIEW_ROWS:
                 preview.extend(_json_rows(batch.slice(0, PREVIEW_ROWS - len(preview))))
+            if n_rows < PREVIEW_FILE_ROWS:
+                head.append(batch.slice(0, PREVIEW_FILE_ROWS - n_rows))
             n_rows += batch.num_rows
     except CatalogError as error:
         raise InvalidInput(f"{path.name}: {_problem(error)}") from error
@@ -505,7 +569,22 @@ def inspect_table(path: Path, table_format: str) -> TableSummary:
     if n_rows == 0:
         raise InvalidInput(f"{path.name}: the table has no rows")
     delimiter, has_header = (dialect.delimiter, dialect.has_header) if dialect else (None, None)
-    return TableSummary(table_format, n_rows, columns, tuple(preview), delimiter, has_header)
+    preview_file, preview_file_rows = _preview_file(pa.Table.from_batches(head).select(list(columns)))
+    summary = TableSummary(table_format, n_rows, columns, tuple(preview), delimiter, has_header, preview_file_rows)
+    return summary, preview_file
+
+
+def _preview_file(head: pa.Table) -> tuple[bytes | None, int]:
+    """(Parquet bytes, rows) of a table's first rows, cut to :data:`PREVIEW_FILE_BYTES`; (None, 0) when Parquet
+    cannot hold its types."""
+    if head.nbytes > PREVIEW_FILE_BYTES:
+        head = head.slice(0, max(1, head.num_rows * PREVIEW_FILE_BYTES // head.nbytes))
+    sink = pa.BufferOutputStream()
+    try:
+        pq.write_table(head, sink, compression="zstd")
+    except (pa.ArrowException, ValueError, TypeError):
+        return None, 0
+    return sink.getvalue().to_pybytes(), head.num_rows
 
 
 def _problem(error: CatalogError) -> str:
@@ -571,11 +650,14 @@ def _json_value(value: Any) -> Any:
 
 __all__ = [
     "MAX_ZIP_MEMBERS",
+    "PREVIEW_FILE_BYTES",
+    "PREVIEW_FILE_ROWS",
     "PREVIEW_ROWS",
     "TABULAR_PRODUCT_TYPES",
     "UNZIP_RATIO",
     "FileTooLarge",
     "MainFileInfo",
+    "PreviewRows",
     "ProductFiles",
     "Rows",
     "TableSummary",

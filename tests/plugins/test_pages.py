@@ -176,7 +176,7 @@ def test_the_product_page_shows_metadata_columns_preview_and_the_owners_actions(
     columns = re.findall(r"<tr>\s*<td><code>(\w+)</code></td>\s*<td>([^<]*)", owner_view)
     assert [(name, alias.strip()) for name, alias in columns] == [
         ("id", "—"), ("ra", "RA"), ("dec", "Dec"), ("z", "z"), ("z_err", "—")]
-    assert owner_view.count("<tr><td>") == 10  # the 10-row preview
+    assert owner_view.count("<tr><td>") == 25  # the first page of the preview: its 25 rows
     assert "<td>0.12</td>" in owner_view  # floats without binary noise
 
     login("bob")
