@@ -130,6 +130,7 @@ def test_stage_three_ran_as_one_deferred_task_per_estimator(client, slurm_run):
 
     assert states.pop("stage_3_estimate.estimate") == "skipped"  # the local variant, branched away
     assert states.pop(f"{TASK_ID}[0]") == "success"
+    assert states.pop("stage_4_postprocess.deliver_catalog[0]") == "skipped"  # the run has no destination
     assert set(states.values()) == {"success"}, states
 
 
