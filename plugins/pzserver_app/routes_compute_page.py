@@ -2,9 +2,16 @@
 
 For every recent run: its state, each stage's tasks done of all, per estimator the partitions done, failed and
 in all (from the mapped estimate tasks, labelled ``<estimator> <partition>``), and the time it took or has taken;
-for a finished run, the validation reports it published (``validation_results`` products whose provenance names
-the run) with their headline metrics side by side. Admins can start a reprocessing run with the DAG's own params
-(``pzlib.compute.params.RUN_PARAMS_SCHEMA``, which Airflow checks again on the trigger); others only see.
+for a finished run, the photo-z catalogs it published (``photoz_estimates`` products whose provenance names the
+run; a rerun's publish takes them over) with stage III's objects/s (the catalogs' rows over stage III's wall time,
+from their provenance's timings, else from the estimate tasks' times), and the validation reports it published
+(``validation_results`` products) with their headline metrics side by side. Admins can start a reprocessing run
+with the DAG's own params (``pzlib.compute.params.RUN_PARAMS_SCHEMA``, which Airflow checks again on the trigger);
+others only see.
+
+No forecast of what is left: the runtime model (``pzlib.bench.runtime_model``) needs the objects still to do and
+the cores the run gets, and the page knows neither (it counts partitions, not their rows; Slurm decides the
+concurrency), nor the model's figures of the cluster (``var/bench/scaling.json`` is a benchmark's output).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from jsonschema import Draft202012Validator
 from starlette.concurrency import run_in_threadpool
 
 from pzlib.compute.params import RUN_PARAMS_SCHEMA
+from pzlib.compute.publish import CATALOG_PRODUCT_TYPE
 from pzlib.registry import InvalidInput, NotFound, PermissionDenied, ProductFilter, User
 from pzlib.registry.reports import REPORT_PRODUCT_TYPE, read_report
 from pzserver_app.auth import ChangingUser, CurrentUser, current_user
@@ -93,6 +101,7 @@ def _compute(request: Request, user: User, context: ServerContext, *, status_cod
     releases = context.registry.list_releases(user)
     visible = {release.name for release in releases}
     reports = _reports(context, user)
+    catalogs = _catalogs(context, user)
     by_release: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for run in dag_runs.runs(COMPUTE_DAG_ID, RUNS_SHOWN):
         release = run.conf.get("release") or next(
@@ -100,7 +109,7 @@ def _compute(request: Request, user: User, context: ServerContext, *, status_cod
         if release and release not in visible:
             continue
         by_release[release].append(_run_view(run, dag_runs.tasks(COMPUTE_DAG_ID, run.run_id),
-                                             reports.get(run.run_id, [])))
+                                             reports.get(run.run_id, []), catalogs.get(run.run_id, [])))
     names = {release.name: release.display_name for release in releases}
     sections = [{"name": name, "display_name": names.get(name) or "The DAG's default release", "runs": runs}
                 for name, runs in sorted(by_release.items(), key=lambda item: item[0])]
@@ -109,8 +118,10 @@ def _compute(request: Request, user: User, context: ServerContext, *, status_cod
                   started=request.query_params.get("started"), status_code=status_code)
 
 
-def _run_view(run: RunSummary, tasks: list[TaskState], reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """A run's stages (tasks done of all), its partitions per estimator and its elapsed time."""
+def _run_view(run: RunSummary, tasks: list[TaskState], reports: list[dict[str, Any]],
+              catalogs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run's stages (tasks done of all), its partitions per estimator, its elapsed time, and once published its
+    catalogs with stage III's throughput."""
     stages: dict[str, Counter] = defaultdict(Counter)
     partitions: dict[str, Counter] = defaultdict(Counter)
     for task in tasks:
@@ -132,7 +143,40 @@ def _run_view(run: RunSummary, tasks: list[TaskState], reports: list[dict[str, A
     return {"run": run, "stages": stage_rows,
             "partitions": {estimator: dict(counts) for estimator, counts in sorted(partitions.items())},
             "elapsed": elapsed,
-            "reports": sorted(reports, key=lambda report: report["estimator"])}
+            "reports": sorted(reports, key=lambda report: report["estimator"]),
+            "catalogs": sorted(catalogs, key=lambda catalog: catalog["estimator"]),
+            "stage_3": _stage_3_throughput(tasks, catalogs)}
+
+
+def _stage_3_throughput(tasks: list[TaskState], catalogs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Objects estimated (every catalog's rows), stage III's wall seconds and objects/s of a run whose catalogs are
+    published; the wall time is the provenance's (its timings), else the estimate tasks' first start to last end."""
+    objects = sum(catalog["n_rows"] or 0 for catalog in catalogs)
+    wall = next((catalog["stage_3_wall_s"] for catalog in catalogs if catalog["stage_3_wall_s"]), None)
+    estimates = [task for task in tasks if task.task_id in ESTIMATE_TASKS and task.map_index >= 0
+                 and task.state == "success" and task.started_at and task.ended_at]
+    if wall is None and estimates:
+        wall = (max(_aware(task.ended_at) for task in estimates)
+                - min(_aware(task.started_at) for task in estimates)).total_seconds()
+    if not objects or not wall:
+        return None
+    return {"objects": objects, "wall_s": wall, "objects_per_s": objects / wall}
+
+
+def _catalogs(context: ServerContext, user: User) -> dict[str, list[dict[str, Any]]]:
+    """The pz_compute photo-z catalogs ``user`` may see, by the run that published them last, with their rows and
+    stage III's wall time from their provenance."""
+    found = context.registry.list_products(user, ProductFilter(product_type=(CATALOG_PRODUCT_TYPE,)), page_size=200)
+    by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for product in found.results:
+        made_by = product.provenance or {}
+        run_id = (made_by.get("airflow") or {}).get("run_id") or made_by.get("dag_run_id")
+        if made_by.get("pipeline") != COMPUTE_DAG_ID or not run_id:
+            continue
+        stage_3 = (made_by.get("timings") or {}).get("stage_3_estimate") or {}
+        by_run[run_id].append({"product": product, "estimator": made_by.get("estimator") or product.pz_code or "",
+                               "n_rows": made_by.get("n_rows"), "stage_3_wall_s": stage_3.get("wall_s")})
+    return by_run
 
 
 def _reports(context: ServerContext, user: User) -> dict[str, list[dict[str, Any]]]:

@@ -103,3 +103,48 @@ def test_only_an_admin_starts_a_run_and_its_params_are_checked_first(server, log
     [run] = server.dag_runs.triggered
     assert run["dag_id"] == "pz_compute" and run["user"] == "root"
     assert run["conf"] == {"estimators": ["fzboost"], "release": "dc2-sample"}
+
+
+def test_a_finished_run_links_its_photoz_catalogs_with_stage_3s_objects_per_second(server, login):
+    admin = login("root", admin=True)
+    server.context.registry.create_release("dc2-sample", "DC2 sample", is_public=True)
+    now = datetime.now(UTC)
+    server.dag_runs.summaries["pz_compute"] = [
+        RunSummary("timed_run", "success", {"release": "dc2-sample"}, now - timedelta(hours=2),
+                   now - timedelta(hours=1)),
+        RunSummary("untimed_run", "success", {"release": "dc2-sample"}, now - timedelta(hours=4),
+                   now - timedelta(hours=3)),
+        RunSummary("unpublished_run", "success", {"release": "dc2-sample"}, now - timedelta(hours=6),
+                   now - timedelta(hours=5)),
+    ]
+    started = now - timedelta(hours=4)
+    server.dag_runs.task_states["untimed_run"] = [
+        TaskState("stage_3_estimate.estimate", 0, "success", 1, started, started + timedelta(seconds=30), "bpz p0"),
+        TaskState("stage_3_estimate.estimate", 1, "success", 1, started + timedelta(seconds=10),
+                  started + timedelta(seconds=40), "bpz p1"),
+    ]
+    server.dag_runs.task_states["unpublished_run"] = server.dag_runs.task_states["untimed_run"]
+
+    def catalog(estimator: str, run_id: str, rows: int, timings: dict | None) -> int:
+        provenance = {"pipeline": "pz_compute", "release": "dc2-sample", "estimator": estimator, "n_rows": rows,
+                      "dag_run_id": run_id, "airflow": {"dag_id": "pz_compute", "run_id": run_id},
+                      **({"timings": timings} if timings else {})}
+        return server.context.registry.create_product(
+            admin, display_name=f"dc2-sample {estimator} photo-z {run_id}", product_type="photoz_estimates",
+            pz_code=estimator, provenance=provenance, official=True, release="dc2-sample", status=1).id
+
+    stage_3 = {"stage_3_estimate": {"wall_s": 60.0, "busy_s": 110.0, "pieces": 4}}
+    fzboost = catalog("fzboost", "timed_run", 150_000, stage_3)
+    bpz = catalog("bpz", "timed_run", 150_000, stage_3)
+    untimed = catalog("bpz", "untimed_run", 80_000, None)
+    page = html.unescape(server.client.get(f"{UI}/compute/").text)
+    timed = page[page.index('data-run-id="timed_run"'):page.index('data-run-id="untimed_run"')]
+    assert "Stage III estimated 300,000 objects in 1 min 00 s: <strong>5,000 objects/s</strong>" in timed
+    assert [int(found) for found in re.findall(r'href="/pzserver/ui/products/(\d+)/">dc2-sample', timed)] == [
+        bpz, fzboost]  # by estimator
+    untimed_view = page[page.index('data-run-id="untimed_run"'):page.index('data-run-id="unpublished_run"')]
+    # No timings in its provenance: the estimate tasks' first start to last end, 40 s.
+    assert "Stage III estimated 80,000 objects in 40 s: <strong>2,000 objects/s</strong>" in untimed_view
+    assert f'href="/pzserver/ui/products/{untimed}/"' in untimed_view
+    unpublished = page[page.index('data-run-id="unpublished_run"'):]
+    assert "Photo-z catalogs" not in unpublished and "objects/s" not in unpublished
