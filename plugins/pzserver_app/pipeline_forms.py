@@ -59,7 +59,8 @@ def form_fields(pipeline: Pipeline) -> tuple[FormField, ...]:
 
 def read_param(pipeline: Pipeline, form: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
     """(``param`` of the request, errors by input name) from a submitted form; each value checked against its
-    schema. An unchecked checkbox is ``false``; a blank number takes the default."""
+    schema. An unchecked checkbox is ``false``; a blank number or choice (a form of before the field) takes the
+    default."""
     param: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for field, request_field in zip(form_fields(pipeline), PZSERVER_REQUEST_FIELDS[pipeline.name], strict=True):
@@ -121,6 +122,8 @@ def _value(field: FormField, raw: str) -> Any:
     if field.kind == "boolean":
         return raw in ("on", "true", "1")
     if field.kind == "choice":
+        if raw == "" and field.default is not None:
+            return field.default
         if raw not in field.choices:
             raise ValueError(f"choose one of {', '.join(field.choices)}")
         return raw
