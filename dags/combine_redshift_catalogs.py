@@ -72,8 +72,10 @@ PARAMS = {
     "inputs": _param(
         "inputs", SAMPLE_INPUTS, "Spec-z catalogs",
         "The catalogs, in priority order: [{path, survey, columns: {ra, dec, z, id, z_err, z_flag}, "
-        "flag_translation}]; path: a file or HATS folder (or file:// URI); survey: its key in the flag "
-        "translation table; columns default to ra, dec, z."),
+        "flag_translation, survey_column, untranslated_surveys}]; path: a file or HATS folder (or file:// URI); "
+        "survey: its key in the flag translation table; survey_column: a column naming each row's survey (a "
+        "compiled catalog), translated row by row; untranslated_surveys: 'refuse' a survey without a translation "
+        "or 'rank_last' its rows; columns default to ra, dec, z."),
     "combine_type": _param("combine_type", "concatenate_and_mark_duplicates", "Combine type",
                            "Concatenate only, or also mark or remove the duplicates."),
     "radius_arcsec": _param("radius_arcsec", 1.0, "Duplicate radius (arcsec)",
