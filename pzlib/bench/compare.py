@@ -18,7 +18,8 @@ The report also gives bytes per object on disk, how many zmodes are identical (a
 PDF fidelity (per object max |stored CDF − CDF of the stock PDF| over the grid; see :func:`pzlib.pdf.cdf_errors`
 for why not qp's own ``cdf``), σ_NMAD / outlier rate / bias against the true redshifts, and our path on the
 same rows split into ``cores`` partitions: one worker process doing all of them, then ``cores`` worker
-processes at once (their streams start together), with their ratio and each process's peak RSS.
+processes at once (their streams start together), with their ratio and each process's peak RSS; and stage I's
+throughput on the same rows, in a process of its own with its peak RSS (:mod:`pzlib.bench.stage1`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ WARM_UP_ROWS = 64
 """Rows our side estimates during setup, so that compiled kernels are loaded before the stream starts."""
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
     """This process's peak resident memory since it started its program. Not ``ru_maxrss``: Linux carries
     into it the parent's resident size at the fork/exec that started us (the benchmark's parent is large)."""
     try:
@@ -91,7 +92,7 @@ class _Clock:
     def stop_stream(self) -> None:
         self.stream_cpu = _cpu_seconds() - self.stream_cpu
         self.stream_finished, self.stream_end_epoch = time.perf_counter(), time.time()
-        self.peak_rss = _peak_rss_bytes()  # before the benchmark reads the output back
+        self.peak_rss = peak_rss_bytes()  # before the benchmark reads the output back
 
     def figures(self, rows: int, output_bytes: int) -> dict:
         return {"setup_seconds": self.setup_finished - self.started,
@@ -254,6 +255,7 @@ def run_benchmark(estimator: str, rows: int | None = None, workdir: Path = Path(
     import tables_io
 
     from pzlib import pdf
+    from pzlib.bench.stage1 import measure_stage1
     from pzlib.estimate import EstimateConfig, train
     from pzlib.samples import dc2_sample_paths
 
@@ -302,6 +304,7 @@ def run_benchmark(estimator: str, rows: int | None = None, workdir: Path = Path(
     report["cdf_error"] = {"p99": float(np.quantile(errors, 0.99)), "max": float(errors.max()),
                            "qp_cdf_max": float(qp_errors.max()),
                            "representation": pdf.storage_metadata(ours_table.schema)["representation"]}
+    report["stage1"] = measure_stage1(input_path, workdir, repeats)
     if cores > 1:
         partitions = split_input(input_path, cores, workdir)
         one, many = (run_workers(estimator, model_path, partitions, workdir, batch_rows, workers)
@@ -314,6 +317,8 @@ def run_benchmark(estimator: str, rows: int | None = None, workdir: Path = Path(
 
 def format_report(report: dict) -> str:
     """The benchmark as a small text table."""
+    from pzlib.bench.stage1 import format_stage1
+
     lines = [f"pz bench: {report['estimator']} on {report['rows']:,} objects ({Path(report['input']).name}), "
              f"one process each, best stream of {report['repeats']} interleaved runs "
              f"(load average {report['load_average'][0]:.1f} → {report['load_average'][-1]:.1f})"]
@@ -334,6 +339,7 @@ def format_report(report: dict) -> str:
     lines.append(f"  PDF storage ({fidelity['representation']}): max |stored CDF − stock PDF's CDF| per object: "
                  f"99th percentile {fidelity['p99']:.4f}, worst {fidelity['max']:.4f} "
                  f"(vs qp.interp's cdf, which is off at the grid's first point: worst {fidelity['qp_cdf_max']:.4f})")
+    lines.append(format_stage1(report["stage1"]))
     if "cores" in report:
         cores = report["cores"]
         one, many = cores["one_worker"], cores["workers"]

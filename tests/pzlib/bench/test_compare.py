@@ -21,4 +21,5 @@ def test_bench_reports_side_by_side_figures(tmp_path):
     assert cores["one_worker"]["rows"] == cores["workers"]["rows"] == 1_500 and cores["ratio"] > 0
     assert len(cores["workers"]["peak_rss_mib"]) == 2 and min(cores["workers"]["peak_rss_mib"]) > 0
     text = format_report(report)
-    assert "speed ratio ours/stock" in text and "peak RSS" in text and "2 workers" in text
+    assert report["stage1"]["steps"]["partitioning"]["rows"] == 1_500
+    assert "speed ratio ours/stock" in text and "peak RSS" in text and "2 workers" in text and "stage I" in text
