@@ -248,6 +248,10 @@ def _flux_templates(config, grid: np.ndarray) -> np.ndarray:
     return templates
 
 
+FUSED_BANDS = 6
+"""Observed bands up to which an object's χ² sums run in registers, in one pass over the cells (LSST's six)."""
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, eps, chi2_clip, out):
     """-½ · clip(χ² − min χ², 0, chi2_clip) per (object, redshift·template cell), desc_bpz's ``p_c_z_t``.
@@ -255,12 +259,18 @@ def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, e
     ``flux``/``flux_err`` keep the input precision: f/σ and σ² are computed in it (float32 in, float32
     out), the rest in float64. Non-observed bands (σ > 1) drop out of the sums, like desc_bpz's masks. The
     sums multiply by 1/σ² instead of dividing each cell by σ² (the division bounded the loop's speed); the
-    results differ from desc_bpz's in the last bits only.
+    results differ from desc_bpz's in the last bits only. An object with at most :data:`FUSED_BANDS` observed
+    bands sums them for each cell in registers (:func:`_chi2_fused`), others through per-cell arrays; both add
+    band by band from 0.0, so they give the same bits.
     """
     n_objects, n_bands = flux.shape
     n_cells = templates.shape[1]
     cross = np.empty(n_cells)
     square = np.empty(n_cells)
+    zeros = np.zeros(n_cells)
+    observed = np.empty(max(n_bands, FUSED_BANDS), dtype=np.int64)
+    scaled = np.zeros(max(n_bands, FUSED_BANDS))
+    inverse = np.zeros(max(n_bands, FUSED_BANDS))
     for obj in range(n_objects):
         foo = faint_ratio - faint_ratio  # a zero of the flux dtype: desc_bpz sums foo in that precision
         for band in range(n_bands):
@@ -268,23 +278,34 @@ def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, e
             if not ratio < faint_ratio:
                 foo += ratio * ratio
         foo64 = np.float64(foo)
-        cross[:] = 0.0
-        square[:] = 0.0
+        n_observed = 0
         for band in range(n_bands):
             err = flux_err[obj, band]
             if np.float64(err) > 1.0:
                 continue
             inverse_variance = 1.0 / np.float64(err * err)
-            scaled = np.float64(flux[obj, band]) * inverse_variance
-            for cell in range(n_cells):
-                cross[cell] += scaled * templates[band, cell]
-                square[cell] += templates_squared[band, cell] * inverse_variance
+            observed[n_observed] = band
+            inverse[n_observed] = inverse_variance
+            scaled[n_observed] = np.float64(flux[obj, band]) * inverse_variance
+            n_observed += 1
+        scaled[n_observed:] = 0.0  # the padding of :func:`_chi2_fused`
+        inverse[n_observed:] = 0.0
         row = out[obj]
-        for cell in range(n_cells):
-            if square[cell] == 0.0:
-                row[cell] = foo64
-            else:
-                row[cell] = foo64 - (cross[cell] * cross[cell]) / (square[cell] + eps)
+        if n_observed <= FUSED_BANDS:
+            _chi2_fused(templates, templates_squared, zeros, observed, scaled, inverse, n_observed, foo64, eps, row)
+        else:
+            cross[:] = 0.0
+            square[:] = 0.0
+            for index in range(n_observed):
+                band, weight, inverse_variance = observed[index], scaled[index], inverse[index]
+                for cell in range(n_cells):
+                    cross[cell] += weight * templates[band, cell]
+                    square[cell] += templates_squared[band, cell] * inverse_variance
+            for cell in range(n_cells):
+                if square[cell] == 0.0:
+                    row[cell] = foo64
+                else:
+                    row[cell] = foo64 - (cross[cell] * cross[cell]) / (square[cell] + eps)
         lowest = _nan_min(row)
         for cell in range(n_cells):
             excess = row[cell] - lowest
@@ -293,6 +314,40 @@ def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, e
             elif excess > chi2_clip:
                 excess = chi2_clip
             row[cell] = -0.5 * excess
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _chi2_fused(templates, templates_squared, zeros, observed, scaled, inverse, n_observed, foo64, eps, row):
+    """χ² per cell into ``row`` for up to :data:`FUSED_BANDS` observed bands, each cell's sums kept in
+    registers. Missing bands are padded with 0·0 terms after the observed ones: adding +0.0 leaves a sum's
+    bits as they are (a −0.0 becomes +0.0, which only enters squared or compared with 0)."""
+    t0, t1, t2, t3, t4, t5 = (_band_row(templates, observed, n_observed, zeros, 0),
+                              _band_row(templates, observed, n_observed, zeros, 1),
+                              _band_row(templates, observed, n_observed, zeros, 2),
+                              _band_row(templates, observed, n_observed, zeros, 3),
+                              _band_row(templates, observed, n_observed, zeros, 4),
+                              _band_row(templates, observed, n_observed, zeros, 5))
+    q0, q1, q2, q3, q4, q5 = (_band_row(templates_squared, observed, n_observed, zeros, 0),
+                              _band_row(templates_squared, observed, n_observed, zeros, 1),
+                              _band_row(templates_squared, observed, n_observed, zeros, 2),
+                              _band_row(templates_squared, observed, n_observed, zeros, 3),
+                              _band_row(templates_squared, observed, n_observed, zeros, 4),
+                              _band_row(templates_squared, observed, n_observed, zeros, 5))
+    s0, s1, s2, s3, s4, s5 = scaled[0], scaled[1], scaled[2], scaled[3], scaled[4], scaled[5]
+    i0, i1, i2, i3, i4, i5 = inverse[0], inverse[1], inverse[2], inverse[3], inverse[4], inverse[5]
+    for cell in range(row.size):
+        # Left to right, band by band, as the per-cell arrays add them.
+        cross = (0.0 + s0 * t0[cell] + s1 * t1[cell] + s2 * t2[cell] + s3 * t3[cell] + s4 * t4[cell]
+                 + s5 * t5[cell])
+        square = (0.0 + q0[cell] * i0 + q1[cell] * i1 + q2[cell] * i2 + q3[cell] * i3 + q4[cell] * i4
+                  + q5[cell] * i5)
+        row[cell] = foo64 if square == 0.0 else foo64 - (cross * cross) / (square + eps)
+
+
+@numba.njit(cache=True)
+def _band_row(rows, observed, n_observed, zeros, index):
+    """Row of the ``index``-th observed band, or the zeros that pad past the last one."""
+    return rows[observed[index]] if index < n_observed else zeros
 
 
 @numba.njit(cache=True, error_model="numpy")
