@@ -103,10 +103,12 @@ class _Clock:
 
 
 def run_stock(estimator: str, model_path: Path, input_path: Path, output_path: Path) -> dict:
-    """Stock RAIL, file → file, in this process; the figures of this module's timing, and zmode."""
+    """Stock RAIL, file → file, in this process; the figures of this module's timing, the object ids and the
+    estimator's own point estimates (zmode, and zmean where it has its own; see
+    :func:`pzlib.estimate.own_point_estimates`)."""
     import qp
 
-    from pzlib.estimate import EstimateConfig, unique_stage_name
+    from pzlib.estimate import EstimateConfig, own_point_estimates, unique_stage_name
 
     config = EstimateConfig(estimator)
     options = {**config.stage_options(), "hdf5_groupname": "photometry"}
@@ -130,8 +132,13 @@ def run_stock(estimator: str, model_path: Path, input_path: Path, output_path: P
     stage.finalize()
     clock.stop_stream()
     ensemble = qp.read(str(output_path))
-    zmode = np.asarray(ensemble.ancil["zmode" if "zmode" in ensemble.ancil else "mode"]).reshape(-1)
-    return {**clock.figures(int(zmode.size), output_path.stat().st_size), "zmode": zmode.tolist()}
+    points = {}
+    for column, candidates in own_point_estimates(estimator).items():
+        found = next((name for name in candidates if name in ensemble.ancil), None)
+        if found is not None:
+            points[column] = np.asarray(ensemble.ancil[found]).reshape(-1).tolist()
+    return {**clock.figures(int(ensemble.npdf), output_path.stat().st_size), **points,
+            "id": np.asarray(ensemble.ancil["id"]).reshape(-1).tolist()}
 
 
 def run_ours(estimator: str, model_path: Path, input_path: Path | list[Path], output_path: Path | list[Path],

@@ -58,11 +58,13 @@ def run(spec: RunSpec, workers: int | None = None, report: Callable[[str], None]
     open_catalog(spec.train)  # fail on a bad training catalog before stage I does any work
     partitions = acquire(spec)
     report(f"stage I: {len(partitions)} partition(s) in {spec.output_path / 'stage1'}")
+    model_paths = {}
+    for estimator in spec.estimators:  # every model first: one that cannot be trained stops the run before stage III
+        model_paths[estimator] = train_model(spec, estimator)
+        report(f"stage II: {estimator} model {model_paths[estimator]}")
     results = {}
     for estimator in spec.estimators:
-        model_path = train_model(spec, estimator)
-        report(f"stage II: {estimator} model {model_path}")
-        outputs = estimate_here(spec, estimator, str(model_path), partitions, workers)
+        outputs = estimate_here(spec, estimator, model_paths[estimator], partitions, workers)
         report(f"stage III: {estimator} estimated {len(outputs)} partition(s)")
         results[estimator] = assemble(spec, estimator, outputs)
     return results
