@@ -7,8 +7,9 @@ mapped task, so a failing partition fails alone and clearing it recomputes only 
 ``pzlib.compute.estimate_array`` on the cluster (SSH settings from the Airflow connection ``pz_slurm``). The
 ``backend`` param's default is the deployment's ``PZ_BACKEND``, so the scheduled runs go where it says. Stage IV
 assembles each estimator's photo-z catalog, its metrics and validation report, and publishes the report in the PZ
-Server as a ``validation_results`` product (param ``publish``; owned by the ``owner`` param's user, by default the
-platform user ``pz-compute``; a rerun replaces the run's product). The run is fully described by its params,
+Server as a ``validation_results`` product — with two or more estimators, their side-by-side comparison too (param
+``publish``; owned by the ``owner`` param's user, by default the platform user ``pz-compute``; a rerun replaces the
+run's product). The run is fully described by its params,
 checked against ``pzlib.compute.params.RUN_PARAMS_SCHEMA`` when it is triggered (an invalid conf gets HTTP 400
 naming the param) and again by ``RunSpec.from_params`` when it starts. The defaults describe the DC2 sample release
 of the embedded default; the yearly schedule reprocesses that release, and any other release is a trigger with
@@ -54,7 +55,8 @@ PARAMS = {
     "output": _param("output", str(load_settings().state_dir / "pz_compute" / DC2_SAMPLE_RELEASE), "Output folder",
                      "Folder of the run: partitions, models, per-partition outputs, photo-z catalogs."),
     "estimators": _param("estimators", ["fzboost", "bpz"], "Estimators",
-                         "RAIL estimators: 'fzboost', 'bpz', or any installed RAIL estimator by name."),
+                         "RAIL estimators: fzboost, bpz, tpz, gpz, cmnn, dnf, knn, or any installed RAIL estimator "
+                         "class by name; two or more are also compared side by side."),
     "column_map": _param("column_map", "lsst_mag", "Column map",
                          "How the input's columns map to magnitudes and errors: a preset "
                          f"({', '.join(COLUMN_MAPS)}) or an object of pzlib.column_maps.ColumnMap fields."),
@@ -224,6 +226,15 @@ def pz_compute():
                 raise AirflowSkipException("nothing to publish: param publish is off, or the input has no truth")
             return published
 
+        @task
+        def publish_comparison() -> dict | None:
+            """Publish the run's estimators side by side (table and overlaid plots) in the PZ Server when it has
+            two or more (else nothing, and the task succeeds); a rerun replaces the same product."""
+            from pzlib.compute.publish import publish_comparison as publish
+
+            dag_run = get_current_context()["dag_run"]
+            return publish(_run_spec(), triggered_by=dag_run.triggering_user_name, run_id=dag_run.run_id)
+
         @task(map_index_template="{{ map_label }}")
         def deliver_catalog(assembled: dict) -> dict:
             """Copy the estimator's catalog to the run's destination and verify it there (skipped without one);
@@ -258,6 +269,7 @@ def pz_compute():
 
         assembled = assemble_catalog.partial(partition_paths=partition_paths).expand(model=models)
         reports = publish_report.expand(assembled=assembled)
+        reports >> publish_comparison()
         deliveries = deliver_catalog.expand(assembled=assembled)
         [reports, deliveries] >> publish_catalog.expand(assembled=assembled)
 

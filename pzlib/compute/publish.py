@@ -14,12 +14,14 @@ from pathlib import Path
 from pzlib.catalog import open_catalog
 from pzlib.compute.provenance import run_provenance
 from pzlib.compute.spec import RunSpec
+from pzlib.compute.timings import estimate_seconds
 from pzlib.config import load_settings
 from pzlib.estimate import photoz_column_descriptions
 from pzlib.registry import AlreadyExists, NotFound, ProductFilter, ProductStatus, Registry, Terms, User
 from pzlib.registry.registration import ProductFiles
 from pzlib.registry.reports import REPORT_PRODUCT_TYPE, publish_report, replace_report
 from pzlib.registry.schema import FileRole
+from pzlib.validate.comparison import EstimatorResult, build_comparison
 
 CATALOG_PRODUCT_TYPE = "photoz_estimates"
 
@@ -143,6 +145,74 @@ def publish_validation(spec: RunSpec, estimator: str, files: ProductFiles | None
                                  pz_code=estimator, provenance=provenance)
     return {"product_id": product.id, "internal_name": product.internal_name, "display_name": product.display_name,
             "owner": owner.username, "replaced": existing is not None}
+
+
+def publish_comparison(spec: RunSpec, files: ProductFiles | None = None, *, triggered_by: str | None = None,
+                       run_id: str | None = None) -> dict | None:
+    """Stage IV, once every estimator's report is published: the run's estimators side by side (see
+    :mod:`pzlib.validate.comparison`), published as a ``validation_results`` product named by
+    ``RunSpec.comparison_display_name`` and replaced on a rerun.
+
+    Objects/s/core are stage III's (rows over the summed seconds of the estimator's partitions, each on one core);
+    bytes/object the assembled catalog's.
+
+    Returns
+    -------
+    dict or None
+        As :func:`publish_validation`, plus ``"folder"``; None when ``publish`` is off, the run has fewer than
+        two estimators, or its input has no true redshifts (no reports to compare).
+
+    Raises
+    ------
+    ValueError
+        An estimator's catalog is not assembled yet; ``owner`` names no user.
+    AlreadyExists
+        The owner has a product of the comparison's name that this pipeline did not publish.
+    """
+    if not spec.publish or len(spec.estimators) < 2:
+        return None
+    results = []
+    for estimator in spec.estimators:
+        summary_path = spec.output_path / estimator / "metrics.json"
+        if not summary_path.is_file():
+            raise ValueError(f"{summary_path} is missing: assemble the {estimator} catalog (stage IV) before "
+                             "comparing the estimators")
+        summary = json.loads(summary_path.read_text())
+        if not summary.get("report"):
+            return None
+        report_metrics = json.loads((Path(summary["report"]) / "metrics.json").read_text())["metrics"]
+        seconds = estimate_seconds(spec.output, estimator)
+        results.append(EstimatorResult(estimator, report_metrics,
+                                       summary["n_rows"] / seconds if seconds else None,
+                                       summary["bytes"] / summary["n_rows"]))
+    build_comparison(results, spec.comparison_path, title=f"{spec.release}: {', '.join(spec.estimators)}")
+    files = files or ProductFiles.from_settings(load_settings())
+    owner = report_owner(spec, files.registry)
+    display_name = spec.comparison_display_name
+    description = (f"The photo-z estimators of release {spec.release} side by side ({', '.join(spec.estimators)}): "
+                   "σ_NMAD, outlier rates, bias, PIT KS, CDE loss, objects/s/core and bytes/object in one table; "
+                   "N(z), PIT and metrics against magnitude and redshift overlaid.")
+    provenance = {"pipeline": PIPELINE_NAME, "release": spec.release, "estimator": None,
+                  "estimators": list(spec.estimators), "dag_run_id": run_id, "triggered_by": triggered_by,
+                  "params": spec.to_params()}
+    existing = _published_product(files.registry, owner, display_name)
+    if existing is None:
+        product = publish_report(files, owner, spec.comparison_path, display_name=display_name,
+                                 release=_registered_release(files.registry, owner, spec.release),
+                                 description=description, official=owner.is_admin, provenance=provenance)
+    else:
+        made_by = existing.provenance or {}
+        if (existing.product_type_name != REPORT_PRODUCT_TYPE or made_by.get("pipeline") != PIPELINE_NAME
+                or made_by.get("release") != spec.release or "estimators" not in made_by):
+            raise AlreadyExists(
+                f"cannot publish the estimator comparison of release {spec.release}: {owner.username} already has "
+                f"a product named {existing.display_name!r} ({existing.internal_name}) that this pipeline did not "
+                "publish; rename or delete that product, or set the run's owner to another user"
+            )
+        product = replace_report(files, owner, existing.id, spec.comparison_path, description=description,
+                                 provenance=provenance)
+    return {"product_id": product.id, "internal_name": product.internal_name, "display_name": product.display_name,
+            "owner": owner.username, "replaced": existing is not None, "folder": str(spec.comparison_path)}
 
 
 def publish_catalog(spec: RunSpec, estimator: str, files: ProductFiles | None = None, *,

@@ -186,3 +186,13 @@ class RunSpec:
     def report_display_name(self, estimator: str) -> str:
         """Name of the estimator's published validation report: what identifies it on a rerun."""
         return f"{self.release} {estimator} validation"
+
+    @property
+    def comparison_path(self) -> Path:
+        """The side-by-side comparison of the run's estimators (stage IV, two or more estimators)."""
+        return self.output_path / "comparison"
+
+    @property
+    def comparison_display_name(self) -> str:
+        """Name of the run's published estimator comparison: what identifies it on a rerun."""
+        return f"{self.release} estimator comparison"

@@ -39,8 +39,8 @@ def timed(output: str | os.PathLike, stage: str, key: str) -> Iterator[None]:
         os.close(descriptor)
 
 
-def stage_timings(output: str | os.PathLike) -> dict[str, dict]:
-    """Per stage: ``wall_s`` (first start to last end), ``busy_s`` (the pieces' seconds summed) and ``pieces``."""
+def _latest_spans(output: str | os.PathLike) -> dict[tuple[str, str], tuple[float, float]]:
+    """(stage, key) → (started, ended) of its last line."""
     path = timings_path(output)
     latest: dict[tuple[str, str], tuple[float, float]] = {}
     if path.exists():
@@ -50,6 +50,20 @@ def stage_timings(output: str | os.PathLike) -> dict[str, dict]:
                 latest[(entry["stage"], entry["key"])] = (float(entry["started"]), float(entry["ended"]))
             except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a crash
+    return latest
+
+
+def estimate_seconds(output: str | os.PathLike, estimator: str) -> float | None:
+    """Seconds stage III spent on ``estimator``'s partitions, summed (each partition runs on one core); None when
+    none is recorded."""
+    spans = [end - start for (stage, key), (start, end) in _latest_spans(output).items()
+             if stage == "stage_3_estimate" and key.startswith(f"{estimator}/")]
+    return sum(spans) if spans else None
+
+
+def stage_timings(output: str | os.PathLike) -> dict[str, dict]:
+    """Per stage: ``wall_s`` (first start to last end), ``busy_s`` (the pieces' seconds summed) and ``pieces``."""
+    latest = _latest_spans(output)
     summary = {}
     for stage in STAGES:
         spans = [span for (name, _), span in latest.items() if name == stage]

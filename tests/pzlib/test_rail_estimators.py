@@ -8,6 +8,7 @@ One run per session: the five estimators trained on the first 5,000 DC2 training
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,13 +17,18 @@ import pyarrow.parquet as pq
 import pytest
 import qp
 import tables_io
+from fixtures.reports import PNG_SIGNATURE
 
 from pzlib import pdf
 from pzlib.bench.compare import run_stock
 from pzlib.catalog import CatalogError
+from pzlib.compute.publish import PLATFORM_USER, publish_comparison
 from pzlib.compute.run import run
 from pzlib.compute.spec import RunSpec
 from pzlib.estimate import EstimateConfig, resolve_estimator
+from pzlib.registry.registration import ProductFiles
+from pzlib.registry.reports import read_report, report_plot
+from pzlib.storage import open_storage
 
 NEW_ESTIMATORS = ["tpz", "gpz", "cmnn", "dnf", "knn"]
 TRAINING_ROWS = 5_000
@@ -147,3 +153,33 @@ def test_a_band_without_a_detection_stops_stage_two_naming_it(dc2_paths, dc2_300
         run(spec, workers=1)
     assert not (spec.output_path / "cmnn").exists()
 
+
+
+def test_a_run_of_several_estimators_ends_with_its_comparison_report(rail_run, registry, tmp_path):
+    """Stage IV's comparison of the five estimators, published as one validation_results product; a rerun
+    replaces it in place; a run of one estimator has nothing to compare."""
+    spec, results = rail_run
+    files = ProductFiles(registry, open_storage(str(tmp_path / "store")), upload_limit_bytes=1 << 24)
+    published = publish_comparison(spec, files, triggered_by="admin", run_id="manual__1")
+    assert published["display_name"] == "dc2-rail estimator comparison" and not published["replaced"]
+    owner = registry.get_user(PLATFORM_USER)
+    report = read_report(files, owner, published["product_id"])
+    assert report.product.product_type_name == "validation_results" and report.product.official
+    assert [plot.file.name for plot in report.plots] == [
+        "compare_nz.png", "compare_pit.png", "compare_vs_magnitude.png", "compare_vs_redshift.png",
+        "comparison_table.png"]
+    assert all(report_plot(files, owner, published["product_id"], plot.file.name)[:8] == PNG_SIGNATURE
+               for plot in report.plots)
+    rows = {row["estimator"]: row for row in json.loads((spec.comparison_path / "metrics.json").read_text())
+            ["comparison"]}
+    assert list(rows) == NEW_ESTIMATORS
+    for estimator, row in rows.items():
+        own = json.loads((spec.report_path(estimator) / "metrics.json").read_text())["metrics"]
+        assert row["sigma_nmad"] == own["point"]["zmode"]["sigma_nmad"] == results[estimator]["metrics"]["sigma_nmad"]
+        assert (row["pit_ks"], row["cde_loss"]) == (own["pit"]["ks"], own["cde_loss"])
+        assert row["bytes_per_object"] == results[estimator]["bytes"] / 2_000
+        assert row["objects_per_second_per_core"] > 0
+    again = publish_comparison(spec, files, triggered_by="admin", run_id="manual__2")
+    assert again["replaced"] and again["product_id"] == published["product_id"]
+    single = dataclasses.replace(spec, estimators=["knn"])
+    assert publish_comparison(single, files) is None
