@@ -75,6 +75,20 @@ ESTIMATOR_DEFAULTS = {
     "bpz": Resources(mem="3G", time_limit="06:00:00"),
     # FlexZBoost: the model holds the trained trees (hundreds of MB); slower per object than BPZ.
     "fzboost": Resources(mem="6G", time_limit="12:00:00"),
+    # The others: one worker's peak RSS measured on tiled DC2 rows (pz bench's side of ours, one process, one
+    # batch of 10,000 and of 40,000 rows), extrapolated linearly to the batch a 150,000-row partition streams
+    # (its stage III batch_rows: the peak follows the batch, not the partition), plus ~1 GB of headroom; time is
+    # ~10x a partition at the measured objects per CPU-second. All are single-threaded: one CPU.
+    # TPZ: 0.45 GB + 31 kB/row → 2.0 GB at 50,000 rows; 336 objects/CPU-s (~7.5 min a partition).
+    "tpz": Resources(mem="3G", time_limit="04:00:00"),
+    # GPz: 0.46 GB + 15 kB/row → 1.2 GB at 50,000 rows; ~18,000 objects/CPU-s.
+    "gpz": Resources(mem="2G", time_limit="01:00:00"),
+    # CMNN: 0.41 GB + 12 kB/row → 1.0 GB at 50,000 rows; 642 objects/CPU-s (~4 min a partition).
+    "cmnn": Resources(mem="2G", time_limit="02:00:00"),
+    # DNF: 0.40 GB + 336 kB/row → 3.8 GB at its 10,000-row batches; 676 objects/CPU-s (~4 min a partition).
+    "dnf": Resources(mem="5G", time_limit="02:00:00"),
+    # KNN: 0.40 GB + 184 kB/row → 2.2 GB at its 10,000-row batches; 1,678 objects/CPU-s.
+    "knn": Resources(mem="3G", time_limit="01:00:00"),
 }
 
 RESOURCE_FIELDS = tuple(field.name for field in fields(Resources))
