@@ -86,7 +86,9 @@ def test_concurrent_main_file_uploads_store_exactly_one(server, api: httpx.Clien
     [stored] = [answer.json() for answer in answers if answer.status_code == 201]
     assert [item["id"] for item in files] == [stored["id"]]
     keys = [item.key for item in server.context.storage.list_objects()]
-    assert len(keys) == 2 and all(stored["name"] in key or key.endswith(".table.json") for key in keys), keys
+    # The stored file, its table summary and its preview: nothing of the refused uploads.
+    assert len(keys) == 3 and all(stored["name"] in key or key.endswith((".table.json", ".preview.parquet"))
+                                  for key in keys), keys
 
 
 def test_changes_and_deletes_racing_on_one_product_never_answer_a_server_error(api: httpx.Client, as_alice) -> None:
