@@ -103,7 +103,7 @@ def test_a_catalog_is_uploaded_associated_published_found_downloaded_shared_and_
     assert columns[1].startswith("ra RA") and "pos.eq.ra;meta.main" in columns[1]
     assert columns[3].startswith("zspec_final z") and "src.redshift" in columns[3]
     assert columns[0].startswith("galaxy_id galaxy")
-    assert len(browser.find_elements(By.CSS_SELECTOR, "#preview tbody tr")) == 10
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#preview tbody tr")) == 20  # one preview page: every row
     set_theme(browser, "light")
     light = screenshot(browser, screenshots, "product-light")
     set_theme(browser, "dark")
