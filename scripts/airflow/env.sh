@@ -25,6 +25,9 @@ AIRFLOW_HOME="$(realpath -m "${PZ_AIRFLOW_HOME:-$pz_default_home}")"
 unset pz_default_home
 export AIRFLOW_HOME
 export AIRFLOW_CONFIG="$PZ_PLATFORM_ROOT/airflow.cfg"
+# RAIL's log level for the pz commands (pzlib.estimate.configure_rail_logging) configures structlog for the whole
+# process; Airflow logs through structlog too (its executor fails with it), so no Airflow process inherits it.
+unset PZ_RAIL_LOG_LEVEL
 # Tasks import pzlib from this checkout even when the package is not installed in the environment.
 export PYTHONPATH="$PZ_PLATFORM_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 if [[ -n "${PZ_AIRFLOW_PORT:-}" ]]; then

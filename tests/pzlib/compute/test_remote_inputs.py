@@ -8,6 +8,8 @@ import functools
 import http.server
 import json
 import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,6 @@ import requests
 from fixtures.s3 import S3_CREDENTIALS
 
 from pzlib.catalog import CatalogError, open_catalog, write_hats
-from pzlib.cli import main as pz
 from pzlib.compute.acquire import acquire
 from pzlib.compute.run import run
 from pzlib.compute.spec import RunSpec
@@ -141,9 +142,12 @@ def test_an_https_hats_catalog_gives_the_local_photoz_through_pz_run(remote, loc
     workdir = tmp_path / "work"
     _spec_like(local, remote["https"], workdir)  # the local run's model, reused
     output = tmp_path / "photoz.parquet"
-    assert pz(["run", "--train", local.train, "--input", remote["https"], "--estimator", "bpz", "--output",
-               str(output), "--workdir", str(workdir), "--partition-rows", str(PARTITION_ROWS), "--workers",
-               "1"]) == 0
+    # The command in its own process, as users run it (it sets RAIL's log level for the whole process).
+    ran = subprocess.run([sys.executable, "-m", "pzlib.cli", "run", "--train", local.train, "--input", remote["https"],
+                          "--estimator", "bpz", "--output", str(output), "--workdir", str(workdir),
+                          "--partition-rows", str(PARTITION_ROWS), "--workers", "1"],
+                         capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr
     assert _photoz_by_id(output).equals(local_photoz)
     manifest = json.loads((workdir / "stage1" / MANIFEST_NAME).read_text())
     assert manifest["input"]["url"] == remote["https"] and manifest["input"]["objects"] >= 2
