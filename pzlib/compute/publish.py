@@ -112,10 +112,7 @@ def publish_validation(spec: RunSpec, estimator: str, files: ProductFiles | None
     """
     if not spec.publish:
         return None
-    summary_path = spec.output_path / estimator / "metrics.json"
-    if not summary_path.is_file():
-        raise ValueError(f"{summary_path} is missing: assemble the {estimator} catalog (stage IV) before publishing")
-    summary = json.loads(summary_path.read_text())
+    summary = _assembled_summary(spec, estimator)
     if not summary.get("report"):
         return None
     files = files or ProductFiles.from_settings(load_settings())
@@ -240,10 +237,7 @@ def publish_catalog(spec: RunSpec, estimator: str, files: ProductFiles | None = 
     """
     if not spec.publish:
         return None
-    summary_path = spec.output_path / estimator / "metrics.json"
-    if not summary_path.is_file():
-        raise ValueError(f"{summary_path} is missing: assemble the {estimator} catalog (stage IV) before publishing")
-    summary = json.loads(summary_path.read_text())
+    summary = _assembled_summary(spec, estimator)
     delivery = json.loads(spec.delivery_path(estimator).read_text()) if spec.destination else None
     files = files or ProductFiles.from_settings(load_settings())
     owner = report_owner(spec, files.registry)
@@ -290,6 +284,14 @@ def publish_catalog(spec: RunSpec, estimator: str, files: ProductFiles | None = 
     product = files.registry.update_product(owner, product.id, status=ProductStatus.PUBLISHED)
     return {"product_id": product.id, "internal_name": product.internal_name, "display_name": product.display_name,
             "owner": owner.username, "replaced": existing is not None, "official": product.official}
+
+
+def _assembled_summary(spec: RunSpec, estimator: str) -> dict:
+    """What stage IV's ``assemble`` recorded of the estimator's catalog; ValueError when it has not run."""
+    summary_path = spec.output_path / estimator / "metrics.json"
+    if not summary_path.is_file():
+        raise ValueError(f"{summary_path} is missing: assemble the {estimator} catalog (stage IV) before publishing")
+    return json.loads(summary_path.read_text())
 
 
 def _catalog_description(spec: RunSpec, estimator: str, summary: dict, delivery: dict | None, report) -> str:
