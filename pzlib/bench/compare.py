@@ -55,7 +55,7 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _cpu_seconds() -> float:
+def cpu_seconds() -> float:
     """CPU time of this process and its children so far (live ones too: joblib keeps its workers)."""
     import psutil
 
@@ -85,12 +85,12 @@ class _Clock:
         self.setup_finished = time.perf_counter()
 
     def start_stream(self) -> None:
-        self.stream_cpu, self.stream_started, self.stream_epoch = _cpu_seconds(), time.perf_counter(), time.time()
+        self.stream_cpu, self.stream_started, self.stream_epoch = cpu_seconds(), time.perf_counter(), time.time()
         if self.setup_finished is None:
             self.setup_finished = self.stream_started
 
     def stop_stream(self) -> None:
-        self.stream_cpu = _cpu_seconds() - self.stream_cpu
+        self.stream_cpu = cpu_seconds() - self.stream_cpu
         self.stream_finished, self.stream_end_epoch = time.perf_counter(), time.time()
         self.peak_rss = peak_rss_bytes()  # before the benchmark reads the output back
 
