@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (apt) and starts a real single-node Slurm cluster on this machine, reachable over SSH, for the
 # slurm job backend's tests and CI: munged, slurmdbd (accounting in MariaDB, so `sacct` works), slurmctld,
-# slurmd (node "localhost", partition "debug") and an sshd on 127.0.0.1:2222 that lets root in with a
+# slurmd (node "localhost", partitions "debug", the default, and "second" on the same node: two "clusters" for
+# the tests of runs spread over two) and an sshd on 127.0.0.1:2222 that lets root in with a
 # generated key; clients check its host key against a generated known_hosts file. Jobs run as root.
 #
 # Idempotent: daemons already running are left alone (restarted only when their generated config changed),
@@ -35,6 +36,7 @@ MUNGE_SOCKET=$MUNGE_RUN_DIR/munge.socket.2
 
 CLUSTER_NAME=pz
 PARTITION=debug
+SECOND_PARTITION=second
 SSH_HOST=localhost
 SSH_PORT=${PZ_CLUSTER_SSH_PORT:-2222}
 SSH_USER=root
@@ -304,6 +306,7 @@ DefMemPerCPU=$def_mem_per_cpu_mb
 SlurmdParameters=config_overrides
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$real_memory_mb State=UNKNOWN
 PartitionName=$PARTITION Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+PartitionName=$SECOND_PARTITION Nodes=localhost Default=NO MaxTime=INFINITE State=UP
 EOF
 
 if $slurmdbd_conf_changed && daemon_pid slurmdbd >/dev/null; then
@@ -430,6 +433,7 @@ write_if_changed "$CLUSTER_DIR/cluster.json" 644 <<EOF || true
   "slurm_conf": $(json_string "$SLURM_CONF_FILE"),
   "cluster_name": $(json_string "$CLUSTER_NAME"),
   "partition": $(json_string "$PARTITION"),
+  "second_partition": $(json_string "$SECOND_PARTITION"),
   "cpus": $CPUS,
   "min_job_age_s": $MIN_JOB_AGE
 }
