@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pzlib.config import BACKENDS
+from pzlib.estimate import BUILTIN_ESTIMATORS
 
 console = Console(stderr=True)
 
@@ -195,6 +196,25 @@ def cmd_bench(args: argparse.Namespace) -> None:
         Path(args.json).write_text(json.dumps(report, indent=1))
 
 
+def cmd_study(args: argparse.Namespace) -> None:
+    """Runtime and photo-z against rows, input rounding, training-set size and PDF grid, ours and stock RAIL."""
+    from pzlib.bench import runtime_model, study
+
+    config = study.StudyConfig(
+        estimator=args.estimator, engines=tuple(part.strip() for part in args.engines.split(",") if part.strip()),
+        rows=study.parse_counts(args.rows, "--rows"), decimals=study.parse_decimals(args.decimals),
+        training_sizes=study.parse_counts(args.training_sizes, "--training-sizes"),
+        grid_points=study.parse_counts(args.grid_points, "--grid-points"),
+        sample_rows=runtime_model.parse_count(args.sample_rows, "--sample-rows"), repeats=args.repeats,
+        workdir=Path(args.workdir), output=args.output, train=args.train, input=args.input,
+        batch_rows=args.batch_rows,
+    )
+    with _progress() as progress:
+        task = progress.add_task(f"study {args.estimator}", total=config.steps())
+        files = study.run_study(config, lambda _: progress.advance(task))
+    print(f"study: {len(files)} files → {config.output}")
+
+
 def _stdout_console() -> Console:
     # Captured or piped output gets a width that fits the tables, not rich's 80-column fallback.
     return Console(width=None if sys.stdout.isatty() else 120)
@@ -205,13 +225,14 @@ def cmd_bench_scaling(args: argparse.Namespace) -> None:
     from pzlib.bench import runtime_model
 
     config = runtime_model.ScalingConfig(estimators=tuple(args.estimator or runtime_model.SCALING_ESTIMATORS),
-                                         sizes=runtime_model.parse_sizes(args.sizes), workdir=Path(args.workdir),
+                                         sizes=runtime_model.parse_sizes(args.sizes) if args.sizes else None,
+                                         workdir=Path(args.workdir),
                                          batch_rows=args.batch_rows)
     scaling_file = Path(args.scaling_file)
     # Read before measuring: an unreadable file fails now, not after minutes of runs.
     earlier = runtime_model.load_scaling(scaling_file) if scaling_file.exists() else runtime_model.ScalingResult({})
     with _progress() as progress:
-        task = progress.add_task("bench scaling", total=len(config.estimators) * len(config.sizes))
+        task = progress.add_task("bench scaling", total=sum(len(config.sizes_for(name)) for name in config.estimators))
         result = runtime_model.measure_scaling(config, lambda *_: progress.advance(task))
     runtime_model.save_scaling(result.merged_into(earlier), scaling_file)
     output = _stdout_console()
@@ -323,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     estimator_option(es)
     es.add_argument("--input", required=True)
     es.add_argument("--output", required=True, help="photo-z Parquet file")
-    es.add_argument("--batch-rows", type=int, default=50_000)
+    es.add_argument("--batch-rows", type=int, default=None,
+                    help="rows per record batch (default: the estimator's own, 50,000 or 10,000 for dnf, knn)")
     columns_option(es)
     es.set_defaults(func=cmd_estimate)
 
@@ -346,9 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     rn.set_defaults(func=cmd_run)
 
     be = commands.add_parser("bench", help="stock RAIL vs our path on the same input, side by side")
-    be.add_argument("--estimator", default="fzboost", choices=["fzboost", "bpz"])
+    be.add_argument("--estimator", default="fzboost", choices=list(BUILTIN_ESTIMATORS))
     be.add_argument("--rows", type=int, default=None, help="rows (DC2 validation set tiled; default: 20,449)")
-    be.add_argument("--batch-rows", type=int, default=50_000)
+    be.add_argument("--batch-rows", type=int, default=None, help="rows per record batch (default: the estimator's own)")
     be.add_argument("--repeats", type=int, default=2,
                     help="interleaved runs per side; each side keeps its best stream (default: 2)")
     be.add_argument("--cores", type=int, default=2,
@@ -359,15 +381,36 @@ def build_parser() -> argparse.ArgumentParser:
     # `pz bench scaling ...`; plain `pz bench [options]` stays the side-by-side comparison above.
     be_commands = be.add_subparsers(dest="bench_command", metavar="{scaling}")
     sc = be_commands.add_parser("scaling", help="time our engine at 1e4 … 1e6 rows, fit seconds = a + b·rows")
-    sc.add_argument("--estimator", action="append", choices=["bpz", "fzboost"],
+    sc.add_argument("--estimator", action="append", choices=list(BUILTIN_ESTIMATORS),
                     help="estimator to measure; repeat for several (default: bpz and fzboost)")
-    sc.add_argument("--sizes", default="1e4,3e4,1e5,3e5,1e6",
-                    help="comma-separated rows per run (DC2 validation set tiled; default: 1e4,3e4,1e5,3e5,1e6)")
-    sc.add_argument("--batch-rows", type=int, default=50_000)
+    sc.add_argument("--sizes", default=None,
+                    help="comma-separated rows per run (DC2 validation set tiled; default: 1e4,3e4,1e5,3e5,1e6 for "
+                         "bpz and fzboost, 2e3,5e3,2e4,5e4 for estimators running RAIL's own stage)")
+    sc.add_argument("--batch-rows", type=int, default=None, help="rows per record batch (default: the estimator's own)")
     sc.add_argument("--workdir", default="var/bench", help="models, tiled inputs (kept) and temporary outputs")
     sc.add_argument("--scaling-file", default="var/bench/scaling.json",
                     help="JSON file for the figures; other estimators already in it are kept")
     sc.set_defaults(func=cmd_bench_scaling)
+
+    st = commands.add_parser("study", help="runtime and photo-z against rows, input rounding, training-set size and "
+                                           "PDF grid points, ours and stock RAIL side by side (report folder)")
+    st.add_argument("--estimator", default="fzboost", help="estimator short name (default: fzboost)")
+    st.add_argument("--engines", default="ours,rail", help="comma-separated: ours, rail (default: both)")
+    st.add_argument("--rows", default="2e3,2e4", help="rows axis, besides --sample-rows (default: 2e3,2e4)")
+    st.add_argument("--decimals", default="3,2,1",
+                    help="rounding axis: decimals of magnitudes and errors, besides unrounded (default: 3,2,1)")
+    st.add_argument("--training-sizes", default="1000,3000",
+                    help="training-set axis: rows drawn from the training set, besides all (default: 1000,3000)")
+    st.add_argument("--grid-points", default="101,201,601",
+                    help="PDF grid axis (nzbins), besides the estimator's own (default: 101,201,601)")
+    st.add_argument("--sample-rows", default="5000", help="rows of the unchanged setting and the other axes' runs")
+    st.add_argument("--repeats", type=int, default=2, help="timed runs per setting and engine; the best counts")
+    st.add_argument("--train", help="training catalog (default: RAIL's DC2 training sample)")
+    st.add_argument("--input", help="catalog to estimate, lsst_mag columns (default: RAIL's DC2 validation sample)")
+    st.add_argument("--batch-rows", type=int, default=None, help="rows per record batch (default: the estimator's)")
+    st.add_argument("--workdir", default="var/study", help="trained models and training subsets")
+    st.add_argument("--output", help="report folder, replaced (default: WORKDIR/ESTIMATOR); an empty axis is skipped")
+    st.set_defaults(func=cmd_study)
 
     fc = commands.add_parser("forecast", help="wall time and storage for N objects on C cores (pz bench scaling)")
     fc.add_argument("--objects", required=True, help="objects in the release, e.g. 20e9")

@@ -89,6 +89,9 @@ class BuiltinEstimator:
     """Fewest training rows (after stage I cleaning) its informer can learn from."""
     batch_rows: int = DEFAULT_BATCH_ROWS
     """Rows per record batch in stage III: what bounds a worker's memory (see ``ESTIMATOR_DEFAULTS``)."""
+    batch_dependent: bool = False
+    """Whether its answers depend on how the rows are batched (then the batch size is part of an output's
+    fingerprint, and a rerun with another batch size recomputes)."""
 
 
 
@@ -113,7 +116,7 @@ BUILTIN_ESTIMATORS = {
     # the largest count of any object in its chunk, so its PDFs depend on how the rows are batched (batch_rows).
     # Batches of 10,000 rows: its neighbour arrays take ~340 kB per object at once (40,000 rows peaked at 13.9 GB).
     "dnf": BuiltinEstimator("rail.estimation.algos.dnf", "DNFInformer", "DNFEstimator", min_training_rows=100,
-                            batch_rows=10_000),
+                            batch_rows=10_000, batch_dependent=True),
     # KNN (rail sklearn's KNearNeigh): RAIL's defaults (colours and the reference magnitude, 3–7 neighbours and
     # the Gaussian width chosen on a quarter of the training set held out). Batches of 10,000 rows: its Gaussian
     # mixtures evaluated on the grid take ~180 kB per object at once (a 40,000-row batch peaked at 7.7 GB).
@@ -376,7 +379,9 @@ class EstimateConfig:
     def fingerprint(self) -> str:
         """Hash of what determines the outputs (recorded in each output; a change recomputes it)."""
         values = asdict(self)
-        values.pop("batch_rows")  # how the rows are batched does not change the answers
+        builtin = BUILTIN_ESTIMATORS.get(self.estimator)
+        if not (builtin and builtin.batch_dependent):
+            values.pop("batch_rows")  # how the rows are batched does not change the answers
         return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def model_fingerprint(self) -> str:
@@ -417,6 +422,34 @@ def check_trainable(table: pa.Table, config: EstimateConfig, source: str) -> Non
             raise CatalogError(source, f"no training row is detected in band {band}, so {config.estimator} "
                                        "cannot learn from it: give the band detections or leave it out of the "
                                        "column map's bands", column=output_mag_column(band))
+
+
+@contextlib.contextmanager
+def _seeded_generators(seed: int):
+    """Informers that draw from generators nobody seeds draw from seeded ones in this block, so that a model
+    is reproducible: GPz splits its training set with numpy's global generator, and TPZ (pz-rail-tpz 2.1.2) makes
+    its random realizations and bootstrap samples with the ``default_rng()`` its ``mlz_utils.data.catalog``
+    creates when given none (and picks attributes with Python's ``random``)."""
+    import random
+
+    from rail.estimation.algos.mlz_utils import data as mlz_data
+
+    unseeded_catalog = mlz_data.catalog
+
+    class SeededCatalog(unseeded_catalog):
+        def __init__(self, *args, rng=None, **kwargs):
+            super().__init__(*args, rng=np.random.default_rng(seed) if rng is None else rng, **kwargs)
+
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    np.random.seed(seed)
+    random.seed(seed)
+    mlz_data.catalog = SeededCatalog
+    try:
+        yield
+    finally:
+        mlz_data.catalog = unseeded_catalog
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)
 
 
 def train(training_path: str | os.PathLike, model_path: str | os.PathLike, config: EstimateConfig,
@@ -475,18 +508,14 @@ def train(training_path: str | os.PathLike, model_path: str | os.PathLike, confi
         informer = config.classes.informer.make_stage(
             name=unique_stage_name(f"inform_{config.estimator}"), model=str(staged_model), **options,
         )
-        # GPz splits its training set with numpy's global generator: seeded here, so a model is reproducible.
-        global_rng = np.random.get_state()
-        np.random.seed(options.get("seed", 0))
         chatter = io.StringIO()
         try:
-            with contextlib.redirect_stdout(chatter):  # GPz prints every iteration
-                informer.inform(_numpy_columns(table))
+            with _seeded_generators(options.get("seed", 0)), contextlib.redirect_stdout(chatter):
+                informer.inform(_numpy_columns(table))  # GPz prints every iteration
         except (ValueError, ArithmeticError, IndexError, np.linalg.LinAlgError) as error:
             raise CatalogError(training_path, f"{config.estimator} cannot be trained on it "
                                               f"({table.num_rows} rows): {error}") from None
         finally:
-            np.random.set_state(global_rng)
             log.debug("%s informer output:\n%s", config.estimator, chatter.getvalue())
         if not staged_model.exists():  # some informers keep the model in memory only
             with open(staged_model, "wb") as handle:

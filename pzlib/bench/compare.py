@@ -253,10 +253,10 @@ def run_workers(estimator: str, model_path: Path, partitions: list[Path], workdi
 
 
 def run_benchmark(estimator: str, rows: int | None = None, workdir: Path = Path("var/bench"),
-                  batch_rows: int = 50_000, repeats: int = 2, cores: int = 2) -> dict:
+                  batch_rows: int | None = None, repeats: int = 2, cores: int = 2) -> dict:
     """Train (once), then run stock RAIL and ours on the same input, interleaved ``repeats`` times (each
     side keeps its best stream), and ours in 1 and ``cores`` worker processes (``cores`` ≤ 1: skipped);
-    returns the figures."""
+    returns the figures. ``batch_rows`` None: the estimator's own, as in stage III."""
     import pyarrow.parquet as pq
     import qp
     import tables_io
@@ -270,7 +270,9 @@ def run_benchmark(estimator: str, rows: int | None = None, workdir: Path = Path(
         raise ValueError(f"repeats must be positive, got {repeats}")
     workdir.mkdir(parents=True, exist_ok=True)
     training_path, _ = dc2_sample_paths()
-    model_path = train(training_path, workdir / f"{estimator}.pkl", EstimateConfig(estimator))
+    config = EstimateConfig(estimator, batch_rows=batch_rows)
+    batch_rows = config.batch_rows
+    model_path = train(training_path, workdir / f"{estimator}.pkl", config)
     input_path = tiled_input(rows, workdir)
     truth = np.asarray(tables_io.read(str(input_path))["photometry"]["redshift"])
     outputs = {"stock": workdir / f"stock_{estimator}.hdf5", "ours": workdir / f"ours_{estimator}.parquet"}
@@ -280,7 +282,7 @@ def run_benchmark(estimator: str, rows: int | None = None, workdir: Path = Path(
         for side in ("stock", "ours"):
             runs[side].append(_run_side(side, estimator, model_path, input_path, outputs[side], batch_rows))
     report = {"estimator": estimator, "rows": runs["ours"][0]["rows"], "input": str(input_path),
-              "repeats": repeats, "load_average": [load_before]}
+              "batch_rows": batch_rows, "repeats": repeats, "load_average": [load_before]}
     zmodes = {}
     for side, side_runs in runs.items():
         best = min(side_runs, key=lambda run: run["stream_seconds"])
@@ -305,8 +307,12 @@ def run_benchmark(estimator: str, rows: int | None = None, workdir: Path = Path(
     report["max_zmode_difference"] = float(np.max(np.abs(zmodes["ours"] - zmodes["stock"])))
     ours_table = pq.read_table(outputs["ours"])
     stock_ensemble = qp.read(str(outputs["stock"]))
-    errors = pdf.cdf_errors(ours_table, np.asarray(stock_ensemble.objdata["yvals"]))
     grid = pdf.grid_from_schema(ours_table.schema)
+    # An interp ensemble's own values on its grid (BPZ, FlexZBoost, TPZ...); other kinds (CMNN's and GPz's
+    # Gaussians) evaluated on the table's grid, as stage III stores them.
+    stock_pdfs = (np.asarray(stock_ensemble.objdata["yvals"]) if "yvals" in stock_ensemble.objdata
+                  else np.asarray(stock_ensemble.pdf(grid)))
+    errors = pdf.cdf_errors(ours_table, stock_pdfs)
     qp_errors = np.max(np.abs(pdf.cdf_on_grid(ours_table) - stock_ensemble.cdf(grid)), axis=1)
     report["cdf_error"] = {"p99": float(np.quantile(errors, 0.99)), "max": float(errors.max()),
                            "qp_cdf_max": float(qp_errors.max()),

@@ -36,9 +36,12 @@ import numpy as np
 SCALING_FILE = Path("var/bench/scaling.json")
 """Where ``pz bench scaling`` writes its figures and ``pz forecast`` reads them by default."""
 DEFAULT_SIZES = (10_000, 30_000, 100_000, 300_000, 1_000_000)
-"""Rows per measured run: two decades, two points per decade."""
+"""Rows per measured run of an estimator with a fast path: two decades, two points per decade."""
+STAGE_SIZES = (2_000, 5_000, 20_000, 50_000)
+"""Rows per measured run of an estimator that runs RAIL's own stage (hundreds of objects/s: 1e6 rows would
+take an hour)."""
 SCALING_ESTIMATORS = ("bpz", "fzboost")
-"""Estimators with a fast path (the default engine), the ones the runtime model measures."""
+"""What ``pz bench scaling`` measures by default: the estimators with a fast path, a release's usual ones."""
 DEFAULT_PARTITION_ROWS = 150_000
 """Stage I's partition size (:class:`pzlib.preprocess.PreprocessConfig`)."""
 FORMAT_VERSION = 1
@@ -250,24 +253,39 @@ class ScalingConfig:
     """What ``pz bench scaling`` runs."""
 
     estimators: tuple[str, ...] = SCALING_ESTIMATORS
-    """Estimators to measure: 'bpz', 'fzboost'."""
-    sizes: tuple[int, ...] = DEFAULT_SIZES
-    """Rows per run (the DC2 validation set, 20,449 rows, tiled with fresh ids to each size)."""
+    """Estimators to measure: short names of :data:`pzlib.estimate.BUILTIN_ESTIMATORS`."""
+    sizes: tuple[int, ...] | None = None
+    """Rows per run (the DC2 validation set, 20,449 rows, tiled with fresh ids to each size); None: each
+    estimator's own (:func:`default_sizes`)."""
     workdir: Path = Path("var/bench")
     """Where the models, the tiled inputs (kept for the next run) and the temporary outputs go."""
-    batch_rows: int = 50_000
-    """Rows per record batch, as in stage III."""
+    batch_rows: int | None = None
+    """Rows per record batch, as in stage III; None: each estimator's own (as stage III)."""
 
     def __post_init__(self):
+        from pzlib.estimate import BUILTIN_ESTIMATORS
+
         self.estimators = tuple(self.estimators)
         self.workdir = Path(self.workdir)
-        unknown = [name for name in self.estimators if name not in SCALING_ESTIMATORS]
+        unknown = [name for name in self.estimators if name not in BUILTIN_ESTIMATORS]
         if unknown or not self.estimators:
-            raise ValueError(f"estimators must be among {', '.join(SCALING_ESTIMATORS)}, got {list(self.estimators)}")
-        self.sizes = tuple(sorted({_check_count("sizes", size) for size in self.sizes}))
-        if len(self.sizes) < 2:
-            raise ValueError(f"sizes needs at least two different row counts to fit a + b·rows, got {self.sizes}")
-        _check_count("batch_rows", self.batch_rows)
+            raise ValueError(f"estimators must be among {', '.join(BUILTIN_ESTIMATORS)}, got {list(self.estimators)}")
+        if self.sizes is not None:
+            self.sizes = tuple(sorted({_check_count("sizes", size) for size in self.sizes}))
+            if len(self.sizes) < 2:
+                raise ValueError(f"sizes needs at least two different row counts to fit a + b·rows, got {self.sizes}")
+        if self.batch_rows is not None:
+            _check_count("batch_rows", self.batch_rows)
+
+    def sizes_for(self, estimator: str) -> tuple[int, ...]:
+        return self.sizes or default_sizes(estimator)
+
+
+def default_sizes(estimator: str) -> tuple[int, ...]:
+    """Rows per run for ``estimator``: :data:`DEFAULT_SIZES` with a fast path, :data:`STAGE_SIZES` without."""
+    from pzlib.fastpaths import FAST_ESTIMATORS
+
+    return DEFAULT_SIZES if estimator in FAST_ESTIMATORS else STAGE_SIZES
 
 
 def _machine() -> dict:
@@ -310,27 +328,31 @@ def measure_scaling(config: ScalingConfig, on_run: Callable[[str, ScalingRun], N
     """
     from pzlib.bench.inputs import tiled_input
     from pzlib.estimate import EstimateConfig, train
+    from pzlib.fastpaths import FAST_ESTIMATORS
     from pzlib.pdf import DEFAULT_REPRESENTATION
     from pzlib.samples import dc2_sample_paths
 
     config.workdir.mkdir(parents=True, exist_ok=True)
     training_path, _ = dc2_sample_paths()
-    settings = {"engine": "fast", "pdf_storage": DEFAULT_REPRESENTATION, "batch_rows": config.batch_rows,
-                "threads_per_process": 1, "input": "DC2 validation set tiled (pzlib.bench.inputs.tiled_input)"}
-    inputs = {rows: tiled_input(rows, config.workdir) for rows in config.sizes}
     result = {}
     for estimator in config.estimators:
-        model_path = train(training_path, config.workdir / f"{estimator}.pkl", EstimateConfig(estimator))
+        estimate_config = EstimateConfig(estimator, batch_rows=config.batch_rows)
+        settings = {"engine": "fast" if estimator in FAST_ESTIMATORS else "rail",
+                    "pdf_storage": DEFAULT_REPRESENTATION, "batch_rows": estimate_config.batch_rows,
+                    "threads_per_process": 1, "input": "DC2 validation set tiled (pzlib.bench.inputs.tiled_input)"}
+        inputs = {rows: tiled_input(rows, config.workdir) for rows in config.sizes_for(estimator)}
+        model_path = train(training_path, config.workdir / f"{estimator}.pkl", estimate_config)
         # One unmeasured run first: numba's on-disk cache, the OS page cache and BPZ's data copy are then as
         # warm as on a worker that has run before, for every measured size alike.
-        smallest = config.sizes[0]
+        smallest = min(inputs)
         _measure_in_fresh_process(estimator, model_path, inputs[smallest],
-                                  config.workdir / f"scaling_{estimator}_warmup.parquet", config.batch_rows)
+                                  config.workdir / f"scaling_{estimator}_warmup.parquet", estimate_config.batch_rows)
         measured_at = datetime.now(UTC).isoformat(timespec="seconds")
         runs = []
         for rows, input_path in inputs.items():
             output_path = config.workdir / f"scaling_{estimator}_{rows}.parquet"
-            run = _measure_in_fresh_process(estimator, model_path, input_path, output_path, config.batch_rows)
+            run = _measure_in_fresh_process(estimator, model_path, input_path, output_path,
+                                            estimate_config.batch_rows)
             runs.append(run)
             if on_run:
                 on_run(estimator, run)

@@ -138,6 +138,38 @@ def test_bench_scaling_then_forecast_from_its_file(tmp_path):
     assert "overhead 3.000 s/partition: given by the user" in overridden.stdout
 
 
+def test_bench_and_forecast_cover_an_estimator_without_a_fast_path(tmp_path):
+    """cmnn runs RAIL's own stage on both sides: the same answers, and a scaling fit pz forecast can use."""
+    bench_json = tmp_path / "bench.json"
+    bench = pz("bench", "--estimator", "cmnn", "--rows", "1500", "--repeats", "1", "--cores", "1",
+               "--workdir", tmp_path, "--json", bench_json)
+    assert bench.returncode == 0, bench.stderr
+    report = json.loads(bench_json.read_text())
+    assert report["estimator"] == "cmnn" and report["zmode_identical"] == 1_500 and report["batch_rows"] == 50_000
+    assert "speed ratio ours/stock" in bench.stdout
+
+    scaling_file = tmp_path / "scaling.json"
+    measured = pz("bench", "scaling", "--estimator", "cmnn", "--sizes", "1000,4000", "--workdir", tmp_path,
+                  "--scaling-file", scaling_file)
+    assert measured.returncode == 0, measured.stderr
+    assert json.loads(scaling_file.read_text())["estimators"]["cmnn"]["settings"]["engine"] == "rail"
+    predicted = pz("forecast", "--objects", "1e6", "--cores", "4", "--estimator", "cmnn",
+                   "--overhead-s-per-partition", "1", "--scaling-file", scaling_file)
+    assert predicted.returncode == 0, predicted.stderr
+    assert "cmnn" in predicted.stdout and "1,000, 4,000 rows (rail engine" in predicted.stdout
+
+
+def test_batch_rows_default_to_the_estimators_own():
+    from pzlib.cli import build_parser
+    from pzlib.estimate import EstimateConfig
+
+    args = build_parser().parse_args(["estimate", "--model", "m.pkl", "--input", "in.parquet", "--output", "o.parquet",
+                                      "--estimator", "dnf"])
+    assert EstimateConfig(args.estimator, batch_rows=args.batch_rows).batch_rows == 10_000
+    scaling = build_parser().parse_args(["bench", "scaling", "--estimator", "knn"])
+    assert (scaling.batch_rows, scaling.sizes) == (None, None)
+
+
 def test_forecast_bad_input_is_one_message(tmp_path):
     missing = pz("forecast", "--objects", "20e9", "--cores", "2032", "--scaling-file", tmp_path / "none.json")
     assert missing.returncode == 2

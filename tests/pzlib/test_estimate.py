@@ -41,6 +41,27 @@ def test_config_rejects_bad_values():
         EstimateConfig("bpz", engine="gpu")
 
 
+def test_the_batch_size_is_in_the_fingerprint_only_where_it_changes_the_answers():
+    """DNF cuts every object's neighbours to the most any object of its batch has: another batch size is
+    another output. The others' answers do not depend on the batching."""
+    assert EstimateConfig("dnf", batch_rows=5_000).fingerprint() != EstimateConfig("dnf").fingerprint()
+    assert EstimateConfig("knn", batch_rows=5_000).fingerprint() == EstimateConfig("knn").fingerprint()
+    assert EstimateConfig("dnf", batch_rows=5_000).model_fingerprint() == EstimateConfig("dnf").model_fingerprint()
+
+
+def test_tpz_training_is_reproducible(dc2_paths, dc2_300, tmp_path):
+    """pz-rail-tpz draws its random realizations and bootstrap samples from a generator nobody seeds; trained
+    under its seed, two models give the same answers (they did not)."""
+    config = EstimateConfig("tpz", rail_options={"n_trees": 2, "n_random": 2})
+    tables = []
+    for attempt in ("one", "two"):
+        model = train(dc2_300, tmp_path / f"tpz_{attempt}.pkl", config)
+        output = estimate_partition(dc2_300, tmp_path / f"tpz_{attempt}.parquet", PartitionEstimator(model, config),
+                                    cleaning=PreprocessConfig())
+        tables.append(pq.read_table(output))
+    assert tables[0].equals(tables[1])
+
+
 @pytest.mark.parametrize("estimator, engine", [("bpz", "fast"), ("fzboost", "fast"), ("bpz", "rail")])
 def test_zmode_equals_stock_rail_with_the_same_model(estimator, engine, dc2_run, dc2_slice, tmp_path):
     spec, _ = dc2_run

@@ -182,9 +182,17 @@ def test_parsing_counts_and_sizes():
         parse_sizes("1e4")
 
 
+def test_scaling_config_takes_every_builtin_estimator_with_its_own_sizes(tmp_path):
+    config = ScalingConfig(estimators=("bpz", "knn"), workdir=tmp_path)
+    assert config.sizes_for("bpz") == runtime_model.DEFAULT_SIZES
+    assert config.sizes_for("knn") == runtime_model.STAGE_SIZES
+    given = ScalingConfig(estimators=("knn",), sizes=(3_000, 1_000), workdir=tmp_path)
+    assert given.sizes_for("knn") == (1_000, 3_000)
+
+
 def test_scaling_config_rejects_bad_input(tmp_path):
-    with pytest.raises(ValueError, match="estimators must be among bpz, fzboost"):
-        ScalingConfig(estimators=("knn",), workdir=tmp_path)
+    with pytest.raises(ValueError, match="estimators must be among fzboost, bpz, tpz, gpz, cmnn, dnf, knn"):
+        ScalingConfig(estimators=("som",), workdir=tmp_path)
     with pytest.raises(ValueError, match="sizes must be at least 1"):
         ScalingConfig(sizes=(0, 1_000), workdir=tmp_path)
     with pytest.raises(ValueError, match="at least two different"):
