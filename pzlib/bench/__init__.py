@@ -2,6 +2,8 @@
 
 - :mod:`~pzlib.bench.compare`: ``pz bench``, stock RAIL and our streaming path on the same input and model;
 - :mod:`~pzlib.bench.runtime_model`: ``pz bench scaling`` (seconds = a + b·rows per estimator) and ``pz forecast``;
+- :mod:`~pzlib.bench.study`: ``pz study``, runtime and photo-z against rows, input rounding, training-set size and
+  PDF grid points, ours and stock RAIL side by side;
 - :mod:`~pzlib.bench.inputs`: the DC2 validation set tiled to any size, the input of every benchmark;
 - the benchmarks of scripts/bench_*.py, each a module here run by that script: :mod:`~pzlib.bench.fastpaths`
   (stock stages vs the fast paths), :mod:`~pzlib.bench.validation` (validation vs estimate),
