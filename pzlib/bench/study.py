@@ -272,7 +272,7 @@ class _Study:
         if too_many:
             raise CatalogError(config.train, f"training_sizes {too_many} exceed its {self.training_rows:,} rows")
         self.models: dict[int | None, Path] = {}
-        self.training_seconds: dict[int | None, float] = {}
+        self.training_seconds: dict[int | None, tuple[float, float]] = {}  # (wall, CPU) by training size
         self.runs: dict[tuple[Setting, str], Run] = {}
 
     def rows(self, count: int) -> pa.Table:
@@ -289,9 +289,9 @@ class _Study:
             training_path = config.train if size is None else self._training_subset(size)
             model_path = models / f"{config.estimator}_train{'all' if size is None else size}.pkl"
             model_path.unlink(missing_ok=True)
-            started = time.perf_counter()
+            cpu_started, started = cpu_seconds(), time.perf_counter()
             self.models[size] = train(training_path, model_path, EstimateConfig(config.estimator))
-            self.training_seconds[size] = time.perf_counter() - started
+            self.training_seconds[size] = (time.perf_counter() - started, cpu_seconds() - cpu_started)
             self.on_step(f"trained {config.estimator} on {'all' if size is None else f'{size:,}'} rows")
 
     def _training_subset(self, size: int) -> Path:
@@ -356,8 +356,10 @@ class _Study:
 
 TABLE_COLUMNS = {
     "axis": "axis", "value": "value", "engine": "engine", "rows": "rows", "seconds": "seconds",
+    "cpu_seconds": "CPU-s",
     "objects_per_second": "objects/s", "objects_per_cpu_second": "objects/CPU-s",
     "speedup_per_cpu_second": "ours/rail per CPU-s", "training_seconds": "training s",
+    "training_cpu_seconds": "training CPU-s",
     "input_bytes_per_object": "input bytes/object", "changed_fraction": "zmode changed",
     "sigma_nmad_difference": "σ_NMAD Δz", "bias_difference": "median Δz", "outliers_3sigma": "outliers >3σ",
     "nz_ks": "N(z) KS", "sigma_nmad_truth": "σ_NMAD vs true z", "outlier_rate_truth": "outliers vs true z",
@@ -402,10 +404,12 @@ def _table_rows(study: _Study) -> list[dict]:
                 change = difference(run, study.runs[unchanged, engine])
                 row = {"axis": axis, "value": study.shown_value(axis, value),
                        "engine": engine, "rows": setting.rows, "seconds": run.seconds,
+                       "cpu_seconds": run.cpu_seconds,
                        "objects_per_second": setting.rows / run.seconds,
                        "objects_per_cpu_second": setting.rows / run.cpu_seconds if run.cpu_seconds > 0 else None,
                        "speedup_per_cpu_second": None,
-                       "training_seconds": study.training_seconds[setting.training_size],
+                       "training_seconds": study.training_seconds[setting.training_size][0],
+                       "training_cpu_seconds": study.training_seconds[setting.training_size][1],
                        "input_bytes_per_object": bytes_per_object.get(setting.decimals) if axis == "decimals" else None,
                        "changed_fraction": change.changed_fraction, "sigma_nmad_difference": change.sigma_nmad,
                        "bias_difference": change.bias, "outliers_3sigma": change.outlier_fraction,
@@ -427,7 +431,7 @@ def _format(key: str, value) -> str:
         return f"{100 * value:.2f}%"
     if key in ("objects_per_second", "objects_per_cpu_second", "rows", "value"):
         return f"{value:,.0f}"
-    if key in ("seconds", "training_seconds", "input_bytes_per_object"):
+    if key in ("seconds", "cpu_seconds", "training_seconds", "training_cpu_seconds", "input_bytes_per_object"):
         return f"{value:.2f}"
     if key == "speedup_per_cpu_second":
         return f"{value:.1f}×"
@@ -491,10 +495,10 @@ def _plot_axis(study: _Study, rows: list[dict], axis: str):
     """Runtime and quality against one axis's values, one line per engine, three panels a row."""
     panels = [("objects_per_cpu_second", "objects per CPU-second")]
     if axis == "rows":
-        panels.append(("seconds", "seconds"))
+        panels.append(("cpu_seconds", "CPU-seconds"))
     else:
         if axis == "training_size":
-            panels.append(("training_seconds", "training seconds"))
+            panels.append(("training_cpu_seconds", "training CPU-seconds"))
         if axis == "decimals":
             panels.append(("input_bytes_per_object", "stage I bytes/object (zstd Parquet)"))
         panels += [("changed_fraction", "zmode changed (%)"), ("sigma_nmad_difference", "σ_NMAD of Δz"),
@@ -506,20 +510,21 @@ def _plot_axis(study: _Study, rows: list[dict], axis: str):
     figure, axes = _figure(3.6 * columns, 3.2 * rows_of_panels, nrows=rows_of_panels, ncols=columns, squeeze=False)
     for panel in axes.flat[len(panels):]:
         panel.set_visible(False)
+    styles = {"ours": {"marker": "o", "ls": "-", "ms": 7}, "rail": {"marker": "s", "ls": "--", "ms": 4}}
     for panel, (key, label) in zip(axes.flat, panels, strict=False):
         for engine in study.config.engines:
             engine_rows = [row for row in rows if row["axis"] == axis and row["engine"] == engine]
-            labels = [str(row["value"]) for row in engine_rows]
+            labels = [f"{row['value']:,}" if isinstance(row["value"], int) else row["value"] for row in engine_rows]
             x = list(range(len(labels))) if axis == "decimals" else [row["value"] for row in engine_rows]
             scale = 100 if key in ("changed_fraction", "outliers_3sigma") else 1
             y = [np.nan if row[key] is None else scale * row[key] for row in engine_rows]
-            panel.plot(x, y, "o-", label=engine)
-            if axis == "decimals":
-                panel.set_xticks(x, labels)
+            panel.plot(x, y, label=engine, **styles[engine])
         if axis in ("rows", "training_size"):
             panel.set_xscale("log")
-        if axis == "rows" and key == "seconds":
+        if axis == "rows" and key == "cpu_seconds":
             panel.set_yscale("log")
+        panel.set_xticks(x, labels, minor=False)
+        panel.set_xticks([], minor=True)
         panel.set(xlabel=AXES[axis], ylabel=label)
         panel.grid(alpha=0.3)
     axes[0][0].legend()
