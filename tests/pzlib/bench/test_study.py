@@ -109,7 +109,7 @@ def test_difference_counts_what_moved():
 @pytest.mark.parametrize(("options", "message"), [
     ({"estimator": "nope"}, "unknown estimator 'nope'"),
     ({"engines": ("fast",)}, "engines must be some of ours, rail, got fast"),
-    ({"estimator": "tpz"}, "estimator 'tpz' has no fast path of ours"),
+    ({"estimator": "cmnn"}, "estimator 'cmnn' has no fast path of ours"),
     ({"rows": (0, 100)}, "rows must be positive whole numbers"),
     ({"decimals": (11,)}, "round_decimals must be between 0 and 10, got 11"),
     ({"grid_points": (1,)}, "grid_points must be at least 2"),
