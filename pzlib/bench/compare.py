@@ -61,7 +61,8 @@ def cpu_seconds() -> float:
 
     process = psutil.Process()
     times = process.cpu_times()
-    total = times.user + times.system + times.children_user + times.children_system
+    # This process's own time from its nanosecond clock: cpu_times() counts 10 ms ticks, too coarse for short runs.
+    total = time.process_time() + times.children_user + times.children_system
     for child in process.children(recursive=True):
         try:
             child_times = child.cpu_times()
