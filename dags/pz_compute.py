@@ -4,7 +4,8 @@ Stage I acquires the input catalog (clean, map columns, split into partitions); 
 estimator; stage III estimates the partitions — with backend 'local', every (estimator, partition) pair is its own
 mapped task, so a failing partition fails alone and clearing it recomputes only that partition; with backend
 'slurm', each estimator is one deferrable task (``pzlib.cluster.airflow.JobArrayOperator``) driving
-``pzlib.compute.estimate_array`` on the cluster (SSH settings from the Airflow connection ``pz_slurm``). The
+``pzlib.compute.estimate_array`` on its cluster: the Airflow SSH connection the ``cluster`` param names (one for
+all, or one per estimator, so a run can spread over two clusters; default ``pz_slurm``). The
 ``backend`` param's default is the deployment's ``PZ_BACKEND``, so the scheduled runs go where it says. Stage IV
 assembles each estimator's photo-z catalog, its metrics and validation report, and publishes the report in the PZ
 Server as a ``validation_results`` product — with two or more estimators, their side-by-side comparison too (param
@@ -83,7 +84,12 @@ PARAMS = {
     "resources": _param(
         "resources", {}, "Cluster resources",
         "Job array resources for backend 'slurm': cpus, mem, time_limit, partition, account, max_concurrent, "
-        'partitions_per_task; per estimator under its name, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}.'),
+        'partitions_per_task; per estimator under its name, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}. They '
+        "override the cluster's own defaults."),
+    "cluster": _param(
+        "cluster", None, "Cluster",
+        "Backend 'slurm': the Airflow SSH connection of the cluster (empty: pz_slurm), or one per estimator, e.g. "
+        '{"bpz": "apollo", "fzboost": "sdumont"}.'),
     RETRIES_PARAM: Param(TASK_RETRIES, **RETRIES_PARAM_SCHEMA),
 }
 
@@ -111,6 +117,13 @@ def _s3_access():
                                            connection.extra_dejson)
 
 
+def _cluster_of(params: dict, stage_args: dict) -> str:
+    """The Airflow connection of the cluster that runs the estimator's arrays."""
+    from pzlib.compute.spec import RunSpec
+
+    return RunSpec.from_params(without_retries(params)).clusters()[stage_args["estimator"]]
+
+
 def _estimate_array(params: dict, stage_args: dict, items: list[str], **array):
     """Stage III of one estimator as job arrays (what :class:`JobArrayOperator` drives)."""
     from pzlib.compute.estimate_array import EstimateArray
@@ -135,13 +148,17 @@ def pz_compute():
     def stage_1_acquire():
         @task
         def check_run() -> list[str]:
-            """Fail before any work if the params do not describe a run, name an unknown owner, or a destination
-            that cannot be written or holds another release; return its estimators."""
+            """Fail before any work if the params do not describe a run, name an unknown owner, a cluster
+            connection that is not one, or a destination that cannot be written or holds another release; return
+            its estimators."""
+            from pzlib.cluster.airflow import check_clusters
             from pzlib.compute.deliver import check_destinations
             from pzlib.compute.publish import check_publishing
 
             spec = _run_spec()
             check_publishing(spec)
+            if spec.backend == "slurm":
+                check_clusters(sorted(set(spec.clusters().values())))
             check_destinations(spec, _s3_access())
             return spec.estimators
 
@@ -191,7 +208,7 @@ def pz_compute():
         on_this_machine = estimate.expand(model=models, partition_path=partition_paths)
         # The task waits deferred (no worker slot) while its array runs, however long the cluster takes.
         on_cluster = JobArrayOperator.partial(
-            task_id="estimate_on_cluster", stage=_estimate_array, items=partition_paths,
+            task_id="estimate_on_cluster", stage=_estimate_array, items=partition_paths, conn_id=_cluster_of,
             backend="{{ params.backend }}", map_index_template="{{ map_label }}", execution_timeout=timedelta(days=3),
         ).expand(stage_args=models)
         models >> choose_backend() >> [on_this_machine, on_cluster]

@@ -1,5 +1,6 @@
-"""Airflow cluster policy of the platform: which failed tasks are retried, and how many times in a run; and the
-name a task instance records as its host (the production profile's ``hostname_callable``).
+"""Airflow cluster policy of the platform: which failed tasks are retried, and how many times in a run; the name
+a task instance records as its host (the production profile's ``hostname_callable``); and the check, when a run
+is triggered, that a param naming an Airflow connection (the ``cluster`` of pz_compute) names one.
 
 Airflow fixes a task's retries when the DAG is parsed; only the scheduler, creating a run's task instances,
 can give one run another number, and only a policy can give every task of every DAG one rule. Airflow imports
@@ -15,7 +16,9 @@ import socket
 from typing import Any
 
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+from jsonschema import FormatChecker
 
+from pzlib.cluster import CONNECTION_FORMAT
 from pzlib.retries import NOT_RETRIED, run_retries
 
 FAIL_AT_ONCE = ExceptionRetryPolicy(rules=[RetryRule(
@@ -47,3 +50,25 @@ def task_hostname() -> str:
     started the worker (``PZ_CELERY_HOSTNAME``, e.g. ``worker-1@host``), else the host's own name, so that
     the task instances of two workers on one machine say which worker ran them."""
     return os.environ.get("PZ_CELERY_HOSTNAME") or socket.getfqdn()
+
+
+def connection_defined(conn_id: object) -> bool:
+    """Whether ``conn_id`` names an Airflow connection (JSON-schema format :data:`pzlib.cluster.CONNECTION_FORMAT`).
+
+    Airflow checks a run's params against their schema when the run is created, in the api-server for a trigger
+    (a failed check is HTTP 400 naming the param and the value), with a FormatChecker knowing the formats
+    registered here; the check reads the connections as the api-server does (environment, secrets backends, the
+    metadata database)."""
+    if not isinstance(conn_id, str):
+        return True
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.models.connection import Connection
+
+    try:
+        Connection.get_connection_from_secrets(conn_id)
+    except AirflowNotFoundException:
+        return False
+    return True
+
+
+FormatChecker.checkers[CONNECTION_FORMAT] = (connection_defined, ())

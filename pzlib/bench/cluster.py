@@ -7,7 +7,14 @@ the submission and polling time as a fraction of the compute wall time (from the
 last task's end, as Slurm accounted them; goal ≤ 5%), the SSH and Slurm commands issued per poll, and — side
 by side, same partitions — the local backend's wall time.
 
+It connects as the pz_compute DAG does: through the SSH provider's hook, from an Airflow SSH connection made of
+cluster.json's facts (key_file, host_key), with the persistent shell over one channel. Then it compares, side by
+side and interleaved, the cost of one poll (the same sacct + squeue command) over that shell, over the path of
+before issue 20 (one ``ssh`` process running bash, commands on its stdin: :class:`OpenSSHShell`, kept here only
+for this comparison), and over a new ``ssh`` connection per poll.
+
     .venv/bin/python scripts/bench_cluster.py [--rows 200000] [--partitions 20] [--poll-interval 10]
+    .venv/bin/python scripts/bench_cluster.py --polls-only [--polls 40]
 
 Needs root and the test cluster (scripts/cluster/up.sh). The tiled input is kept in var/bench/cluster for the
 next run; the two run folders are removed at the end.
@@ -16,9 +23,13 @@ next run; the two run folders are removed at the end.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
+import secrets
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime
@@ -27,9 +38,12 @@ from pathlib import Path
 import structlog
 
 from pzlib.bench.inputs import tiled_input
-from pzlib.cluster.backend import DEFAULT_POLL_INTERVAL_S, Done, Waiting, all_terminal
+from pzlib.cluster.airflow import backend_for
+from pzlib.cluster.backend import DEFAULT_POLL_INTERVAL_S, ArrayHandle, ArrayRequest, Done, Waiting, all_terminal
 from pzlib.cluster.local import LocalBackend
-from pzlib.cluster.slurm import CLUSTER_TIME_FORMAT, SlurmBackend, settings_from_cluster_json
+from pzlib.cluster.resources import Resources
+from pzlib.cluster.slurm import CLUSTER_TIME_FORMAT, SlurmBackend
+from pzlib.cluster.ssh import SHELL_SETUP, answer_header, framed
 from pzlib.compute.acquire import acquire
 from pzlib.compute.estimate_array import EstimateArray
 from pzlib.compute.spec import RunSpec
@@ -81,6 +95,100 @@ def drive(stage: EstimateArray, poll_interval_s: float) -> dict:
     return figures
 
 
+BENCH_CONN_ID = "pz_bench_cluster"
+
+
+def define_connection(cluster_json: Path) -> str:
+    """An Airflow SSH connection (in this process's environment) to the cluster of up.sh's cluster.json."""
+    facts = json.loads(cluster_json.read_text())
+    host_key = " ".join(Path(facts["known_hosts"]).read_text().split("\n")[0].split()[1:3])
+    os.environ[f"AIRFLOW_CONN_{BENCH_CONN_ID.upper()}"] = json.dumps({
+        "conn_type": "ssh", "host": facts["host"], "port": facts["port"], "login": facts["user"],
+        "extra": {"key_file": facts["key_path"], "host_key": host_key}})
+    return BENCH_CONN_ID
+
+
+def openssh_argv(cluster_json: Path) -> list[str]:
+    """``ssh`` with cluster.json's facts, checking the host key strictly (no ssh_config read)."""
+    facts = json.loads(cluster_json.read_text())
+    return ["ssh", "-F", "/dev/null", "-T", "-p", str(facts["port"]), "-i", facts["key_path"],
+            "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+            "-o", f"UserKnownHostsFile={facts['known_hosts']}", "-o", "GlobalKnownHostsFile=/dev/null",
+            f"{facts['user']}@{facts['host']}"]  # fmt: skip
+
+
+class OpenSSHShell:
+    """The path before issue 20, for comparison only: one ``ssh`` process running bash, each command written to
+    its stdin, framed as :class:`pzlib.cluster.ssh.RemoteShell` frames it (one round trip per command)."""
+
+    def __init__(self, argv: list[str]):
+        self.process = subprocess.Popen([*argv, "exec bash --login -s"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.process.stdin.write(SHELL_SETUP)
+        self.run("true")
+
+    def run(self, command: str) -> str:
+        request, token = framed(command)
+        self.process.stdin.write(request)
+        self.process.stdin.flush()
+        while (header := answer_header(self.process.stdout.readline().rstrip(b"\n"), token)) is None:
+            pass
+        _, stdout_bytes, stderr_bytes = header
+        return self.process.stdout.read(stdout_bytes + stderr_bytes)[:stdout_bytes].decode()
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def compare_polls(slurm: SlurmBackend, handle: ArrayHandle, cluster_json: Path, polls: int) -> dict[str, list]:
+    """Seconds of each of ``polls`` polls of ``handle`` on each path, interleaved (so load hits all alike)."""
+    command = slurm.states_command([handle])
+    argv = openssh_argv(cluster_json)
+    openssh = OpenSSHShell(argv)
+    slurm.shell.run("true")
+    paths = {
+        "provider (SSHHook, one channel)": lambda: slurm.shell.run(command),
+        "before (ssh process, one shell)": lambda: openssh.run(command),
+        "new ssh connection per poll": lambda: subprocess.run([*argv, command], capture_output=True, check=True),
+    }
+    seconds: dict[str, list] = {name: [] for name in paths}
+    commands_before = slurm.shell.commands
+    try:
+        for _ in range(polls):
+            for name, poll in paths.items():
+                started = time.perf_counter()
+                poll()
+                seconds[name].append(time.perf_counter() - started)
+    finally:
+        openssh.close()
+    assert slurm.shell.commands - commands_before == polls and slurm.shell.connections == 1
+    return seconds
+
+
+def tiny_array(slurm: SlurmBackend, workdir: Path) -> ArrayHandle:
+    """A 2-task array that does nothing, waited for: something to poll."""
+    folder = workdir / f"polls-{datetime.now():%Y%m%d-%H%M%S}"
+    folder.mkdir(parents=True)
+    handle = slurm.submit_array(ArrayRequest(name=f"bench-polls-{secrets.token_hex(3)}", python_args=["-c", "pass"],
+                                             task_count=2, workdir=str(folder), log_dir=str(folder / "logs"),
+                                             resources=Resources(mem="100M")))
+    while not all_terminal(slurm.states([handle]), handle):
+        time.sleep(0.5)
+    shutil.rmtree(folder)
+    return handle
+
+
+def print_polls(seconds: dict[str, list]) -> None:
+    ours = statistics.median(next(iter(seconds.values())))
+    print(f"  one poll (sacct + squeue), {len(next(iter(seconds.values())))} polls per path, interleaved; median, "
+          "quartiles, ratio of medians to the provider's:")
+    for name, values in seconds.items():
+        quartiles = statistics.quantiles(values, n=4)
+        print(f"    {name:34s} {1000 * statistics.median(values):7.1f} ms  [{1000 * quartiles[0]:6.1f}, "
+              f"{1000 * quartiles[2]:6.1f}]  ×{statistics.median(values) / ours:.2f}")
+
+
 def slurm_compute_span(backend: SlurmBackend, handle) -> tuple[float, float]:
     """(first start, last end) of the array's tasks, as Unix times, from sacct (after the measured run)."""
     result = backend.shell.run(f"sacct -X -n -P -S {handle.submitted_at} -j {handle.job_id} -o JobID,Start,End")
@@ -102,14 +210,25 @@ def main() -> int:
     state_dir = load_settings().state_dir
     parser.add_argument("--cluster-json", default=str(state_dir / "cluster" / "cluster.json"))
     parser.add_argument("--workdir", default=str(state_dir / "bench" / "cluster"))
+    parser.add_argument("--polls", type=int, default=40, help="polls per path in the comparison (default 40)")
+    parser.add_argument("--polls-only", action="store_true",
+                        help="only compare one poll's cost over the three SSH paths (on a tiny array)")
     args = parser.parse_args()
     # RAIL logs every chunk at info level through structlog; this report is the output here.
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
+    cluster_json = Path(args.cluster_json)
+    conn_id = define_connection(cluster_json)
+
+    if args.polls_only:
+        with backend_for("slurm", conn_id) as slurm:
+            seconds = compare_polls(slurm, tiny_array(slurm, workdir), cluster_json, args.polls)
+        print_polls(seconds)
+        return 0
 
     spec, partitions = prepare(args.rows, args.partitions, workdir, "slurm", args.slots)
-    slurm = SlurmBackend(settings_from_cluster_json(args.cluster_json))
+    slurm = backend_for("slurm", conn_id)
     with slurm:
         connecting = time.perf_counter()
         slurm.shell.run("true")
@@ -118,6 +237,7 @@ def main() -> int:
         figures = drive(stage, args.poll_interval)
         first_start, last_end = slurm_compute_span(slurm, figures["handle"])
         connections = slurm.stats["ssh_connections"]
+        poll_seconds_by_path = compare_polls(slurm, figures["handle"], cluster_json, args.polls)
 
     local_spec, local_partitions = prepare(args.rows, args.partitions, workdir, "local", args.slots)
     with LocalBackend() as local:
@@ -154,6 +274,7 @@ def main() -> int:
     print(f"  stage III wall time, submission to settled: slurm {figures['wall_s']:.1f} s, "
           f"local backend (same partitions, {args.slots} worker processes) {local_figures['wall_s']:.1f} s "
           f"(ratio {figures['wall_s'] / local_figures['wall_s']:.2f})")
+    print_polls(poll_seconds_by_path)
     return 0
 
 

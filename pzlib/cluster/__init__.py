@@ -7,11 +7,12 @@ pipeline that submits them (stage III of pz_compute: :mod:`pzlib.compute.estimat
 - :mod:`pzlib.cluster.backend` — the interface (submit an array, states of many tasks in one call, cancel,
   fetch logs), the records it exchanges, and :class:`~pzlib.cluster.backend.ArrayStage`, the shape of a
   pipeline's work as arrays;
-- :mod:`pzlib.cluster.slurm` (sbatch/sacct/squeue/scancel over one SSH connection, :mod:`pzlib.cluster.ssh`)
+- :mod:`pzlib.cluster.slurm` (sbatch/sacct/squeue/scancel over one SSH channel, :mod:`pzlib.cluster.ssh`)
   and :mod:`pzlib.cluster.local` (supervised processes; state in files) — the two backends;
 - :mod:`pzlib.cluster.resources` — CPUs, memory, time... per estimator; :mod:`pzlib.cluster.plan` — shares of
   work per task, and the JSON files of an array's folder;
-- :mod:`pzlib.cluster.airflow` — the deferrable operator and its trigger (the only module importing Airflow).
+- :mod:`pzlib.cluster.airflow` — clusters as Airflow SSH connections (the SSH provider's hook), the deferrable
+  operator and its trigger (the only module importing Airflow).
 """
 
 from __future__ import annotations
@@ -21,14 +22,23 @@ from typing import TYPE_CHECKING
 from pzlib.cluster.backend import JobBackend
 from pzlib.config import BACKENDS
 
+DEFAULT_CLUSTER = "pz_slurm"
+"""Airflow connection of the cluster a run uses when its ``cluster`` param names none."""
+
+CONNECTION_FORMAT = "defined Airflow connection"
+"""JSON-schema ``format`` of a param naming an Airflow connection: the Airflow processes check at trigger time that
+it names one (``plugins/airflow_local_settings.py``), so an unknown name gets HTTP 400: "'nope' is not a 'defined
+Airflow connection'"."""
+
 if TYPE_CHECKING:
-    from pzlib.cluster.ssh import SSHSettings
+    from pzlib.cluster.ssh import RemoteShell
 
 
-def make_backend(kind: str, ssh: SSHSettings | None = None, **options) -> JobBackend:
-    """A backend by name: 'local', or 'slurm' with ``ssh`` (:class:`pzlib.cluster.ssh.SSHSettings`).
+def make_backend(kind: str, shell: RemoteShell | None = None, **options) -> JobBackend:
+    """A backend by name: 'local', or 'slurm' over ``shell`` (:class:`pzlib.cluster.ssh.RemoteShell`).
 
-    ``options`` go to the backend's constructor (``python``, ``environment``; ``pythonpath`` for Slurm).
+    ``options`` go to the backend's constructor (``python``, ``environment``; ``pythonpath``, ``resources`` for
+    Slurm).
     """
     if kind == "local":
         from pzlib.cluster.local import LocalBackend
@@ -37,7 +47,7 @@ def make_backend(kind: str, ssh: SSHSettings | None = None, **options) -> JobBac
     if kind == "slurm":
         from pzlib.cluster.slurm import SlurmBackend
 
-        if ssh is None:
-            raise ValueError("the slurm backend needs SSH settings (host, port, user, key_file, known_hosts)")
-        return SlurmBackend(ssh, **options)
+        if shell is None:
+            raise ValueError("the slurm backend needs an SSH connection to the cluster")
+        return SlurmBackend(shell, **options)
     raise ValueError(f"unknown job backend {kind!r}: use {' or '.join(map(repr, BACKENDS))}")

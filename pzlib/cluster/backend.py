@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Protocol
 
 from pzlib.cluster.resources import Resources
@@ -186,6 +187,9 @@ class JobBackend(abc.ABC):
 
     kind: str
     """'local' or 'slurm'."""
+    resources: Mapping = MappingProxyType({})
+    """The backend's own defaults of job array resources (a cluster's partition, account...), in the shape of a
+    run's ``resources`` param, which overrides them (:func:`pzlib.cluster.resources.resources_for`)."""
 
     @abc.abstractmethod
     def submit_array(self, request: ArrayRequest) -> ArrayHandle:

@@ -5,13 +5,15 @@ the run's estimators holds overrides for that estimator only::
 
     {"partition": "cpu", "account": "lsst", "max_concurrent": 100, "fzboost": {"mem": "8G"}}
 
-Whatever the param leaves out comes from :data:`ESTIMATOR_DEFAULTS` (sized for 150,000-row partitions on a
-typical HPC node) or :data:`DEFAULT_RESOURCES` for any other RAIL estimator.
+Whatever the param leaves out comes from the cluster's own defaults (the same shape, in its Airflow
+connection's extra ``resources``: see :mod:`pzlib.cluster.airflow`), then from :data:`ESTIMATOR_DEFAULTS` (sized
+for 150,000-row partitions on a typical HPC node) or :data:`DEFAULT_RESOURCES` for any other RAIL estimator.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 _SLURM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -94,30 +96,33 @@ ESTIMATOR_DEFAULTS = {
 RESOURCE_FIELDS = tuple(field.name for field in fields(Resources))
 
 
-def resources_for(param: dict | None, estimator: str) -> Resources:
-    """The resources of ``estimator``'s job array: its defaults, then the param's top level, then its entry.
+def resources_for(param: dict | None, estimator: str, cluster: Mapping | None = None) -> Resources:
+    """The resources of ``estimator``'s job array: its defaults, then the ``cluster``'s defaults (top level, then
+    its entry for the estimator), then the param's (top level, then its entry).
 
     Examples
     --------
-    >>> resources = resources_for({"mem": "2G", "bpz": {"cpus": 2}}, "bpz")
-    >>> resources.cpus, resources.mem, resources.time_limit
-    (2, '2G', '06:00:00')
+    >>> resources = resources_for({"mem": "2G", "bpz": {"cpus": 2}}, "bpz", {"partition": "cpu", "mem": "8G"})
+    >>> resources.cpus, resources.mem, resources.time_limit, resources.partition
+    (2, '2G', '06:00:00', 'cpu')
     """
-    param = param or {}
-    overrides = {name: value for name, value in param.items() if name in RESOURCE_FIELDS}
-    estimator_overrides = param.get(estimator) or {}
-    return replace(ESTIMATOR_DEFAULTS.get(estimator, DEFAULT_RESOURCES), **{**overrides, **estimator_overrides})
+    settings: dict = {}
+    for layer in (cluster or {}, param or {}):
+        settings.update({name: value for name, value in layer.items() if name in RESOURCE_FIELDS})
+        settings.update(layer.get(estimator) or {})
+    return replace(ESTIMATOR_DEFAULTS.get(estimator, DEFAULT_RESOURCES), **settings)
 
 
-def check_resources(param: dict, estimators: list[str]) -> None:
-    """Raise ValueError, naming the key, when ``param`` is not a valid ``resources`` param for ``estimators``."""
+def check_resources(param: dict, estimators: list[str] | None = None) -> None:
+    """Raise ValueError, naming the key, when ``param`` is not a valid ``resources`` param for ``estimators``
+    (None: a cluster's defaults, whose entries may name any estimator)."""
     if not isinstance(param, dict):
         raise ValueError(f"must be an object of resource settings, got {param!r}")
     replace(DEFAULT_RESOURCES, **{key: value for key, value in param.items() if key in RESOURCE_FIELDS})
     for key, value in param.items():
         if key in RESOURCE_FIELDS:
             continue
-        if key not in estimators:
+        if estimators is not None and key not in estimators:
             raise ValueError(
                 f"unknown key {key!r}: use {', '.join(RESOURCE_FIELDS)}, or an estimator of this run "
                 f"({', '.join(estimators)}) with its own settings"

@@ -18,7 +18,6 @@ How states are read, and why:
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shlex
@@ -27,7 +26,6 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from pzlib.cluster.backend import (
     ArrayHandle,
@@ -40,7 +38,8 @@ from pzlib.cluster.backend import (
     log_paths,
 )
 from pzlib.cluster.local import thread_environment
-from pzlib.cluster.ssh import ConnectionLost, RemoteShell, SSHSettings, quote_path
+from pzlib.cluster.resources import check_resources
+from pzlib.cluster.ssh import ConnectionLost, RemoteShell, quote_path
 from pzlib.resources import include_path, source_checkout
 
 log = logging.getLogger(__name__)
@@ -64,8 +63,9 @@ class SlurmBackend(JobBackend):
 
     Parameters
     ----------
-    ssh : SSHSettings
-        The login node.
+    shell : RemoteShell
+        The connection to the login node (:func:`pzlib.cluster.airflow.backend_from_connection` makes it from an
+        Airflow SSH connection).
     python : str, optional
         Python interpreter on the cluster's compute nodes (default: this process's, for a cluster that shares
         this machine's filesystem).
@@ -74,22 +74,27 @@ class SlurmBackend(JobBackend):
         nothing for an installed pzlib); "" adds nothing.
     environment : dict, optional
         Extra environment variables of the tasks.
+    resources : dict, optional
+        The cluster's own defaults of job array resources (partition, account, per estimator...), in the shape
+        of a run's ``resources`` param (:func:`pzlib.cluster.resources.resources_for`), which overrides them.
 
     Examples
     --------
-    >>> with SlurmBackend(SSHSettings("login.cluster", user="me", known_hosts="known_hosts")) as slurm:
+    >>> with backend_from_connection("slurm", "pz_slurm") as slurm:
     ...     handle = slurm.submit_array(request)  # doctest: +SKIP
     ...     slurm.states([handle])  # doctest: +SKIP
     """
 
     kind = "slurm"
 
-    def __init__(self, ssh: SSHSettings, python: str | None = None, pythonpath: str | None = None,
-                 environment: dict[str, str] | None = None):
-        self.shell = RemoteShell(ssh)
+    def __init__(self, shell: RemoteShell, python: str | None = None, pythonpath: str | None = None,
+                 environment: dict[str, str] | None = None, resources: dict | None = None):
+        check_resources(resources or {})
+        self.shell = shell
         self.python = python or sys.executable
         self.pythonpath = str(source_checkout() or "") if pythonpath is None else pythonpath
         self.environment = dict(environment or {})
+        self.resources = dict(resources or {})
         self.slurm_commands = 0
         """Slurm commands run so far (sbatch, sacct, squeue, scancel), for benchmarks."""
 
@@ -140,7 +145,7 @@ class SlurmBackend(JobBackend):
             errors = [line.removeprefix("sbatch: error: ").strip() for line in result.stderr.splitlines()
                       if line.strip()]
             what = "sbatch rejected" if "sbatch:" in result.stderr else "could not submit"
-            raise SubmissionRejected(f"{what} job array {request.name!r} on {self.shell.settings.destination}: "
+            raise SubmissionRejected(f"{what} job array {request.name!r} on {self.shell.destination}: "
                                      f"{'; '.join(errors) or f'exit code {result.returncode}'}")
         submitted_at, parsable = result.stdout.split()[:2]
         handle = ArrayHandle(backend=self.kind, job_id=parsable.split(";")[0], name=request.name,
@@ -174,17 +179,19 @@ class SlurmBackend(JobBackend):
     def states(self, handles: Sequence[ArrayHandle]) -> dict[str, TaskState]:
         if not handles:
             return {}
-        job_ids = ",".join(handle.job_id for handle in handles)
-        since = min(handle.submitted_at for handle in handles)
-        result = self._run(
-            f"sacct -X -n -P -S {since} -j {job_ids} -o JobID,State,ExitCode,Reason,Submit; "
-            f"echo {_SECTION}; squeue -h -r -t all -j {job_ids} -O '{_SQUEUE_FIELDS}' 2>/dev/null; true",
-            slurm_commands=2,
-        )
+        result = self._run(self.states_command(handles), slurm_commands=2)
         if result.stderr.strip():
             log.warning("sacct/squeue said: %s", result.stderr.strip())
         accounted, _, queued = result.stdout.partition(f"{_SECTION}\n")
         return merge_states(handles, accounted, queued)
+
+    @staticmethod
+    def states_command(handles: Sequence[ArrayHandle]) -> str:
+        """The one remote command of a poll of ``handles``: sacct, then squeue."""
+        job_ids = ",".join(handle.job_id for handle in handles)
+        since = min(handle.submitted_at for handle in handles)
+        return (f"sacct -X -n -P -S {since} -j {job_ids} -o JobID,State,ExitCode,Reason,Submit; "
+                f"echo {_SECTION}; squeue -h -r -t all -j {job_ids} -O '{_SQUEUE_FIELDS}' 2>/dev/null; true")
 
     # --- cancel, logs -------------------------------------------------------------------------------------
 
@@ -294,9 +301,3 @@ def _submitted_before(submit: str, handle: ArrayHandle) -> bool:
         return False
     return submitted < ours - _SUBMIT_SKEW
 
-
-def settings_from_cluster_json(path: str | Path) -> SSHSettings:
-    """SSH settings from the connection facts scripts/cluster/up.sh writes (var/cluster/cluster.json)."""
-    facts = json.loads(Path(path).read_text())
-    return SSHSettings(host=facts["host"], port=int(facts["port"]), user=facts["user"], key_file=facts["key_path"],
-                       known_hosts=facts["known_hosts"])

@@ -1,11 +1,15 @@
-"""SSH to the cluster: one OpenSSH connection running one remote shell, commands framed over its pipes.
+"""SSH to the cluster: one connection running one remote shell, commands framed over its one channel.
 
-Each new SSH connection costs a key exchange and a login (0.5–0.9 s on the test machine), and even a
-multiplexed channel costs a remote session start (~0.3 s). :class:`RemoteShell` instead keeps one ``ssh``
-process running ``bash`` on the cluster and writes commands to its stdin one after another; each answer comes
-back framed — a header line ``<token> <exit code> <stdout bytes> <stderr bytes>`` followed by those bytes — so
-a poll costs only the Slurm command it runs. OpenSSH does the security: keys, and host keys checked strictly
-against the given known_hosts file (never disabled).
+Each new SSH connection costs a key exchange and a login (0.5–0.9 s on the test machine), and even a new
+channel on a live connection costs a remote session start (~0.3 s). :class:`RemoteShell` instead keeps one
+channel running ``bash`` on the cluster and writes commands to it one after another; each answer comes back
+framed — a header line ``<token> <exit code> <stdout bytes> <stderr bytes>`` followed by those bytes — so a poll
+costs one round trip and the Slurm command it runs.
+
+The connection itself (authentication, host keys, a jump host, timeouts, keepalive) is not made here: the shell
+is given a ``connect`` function returning a connected :class:`paramiko.SSHClient` — :mod:`pzlib.cluster.airflow`
+builds it with the SSH provider's hook from an Airflow connection. :func:`ssh_errors` turns what paramiko raises
+into this package's errors, naming the host.
 
 When the connection drops, the command in flight raises :class:`ConnectionLost`; the next command reconnects.
 Commands that are safe to run twice (queries, scancel) are retried once on a fresh connection automatically;
@@ -15,75 +19,34 @@ the caller decides for the others (sbatch).
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import select
 import shlex
-import subprocess
-import tempfile
+import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import paramiko
 
 from pzlib.cluster.backend import BackendError, BackendUnavailable
 
 log = logging.getLogger(__name__)
 
-# ssh's own error messages that no retry will cure: they name a setting to fix.
-_CONFIG_ERRORS = (
-    "Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED", "Permission denied",
-    "Could not resolve hostname", "no such identity", "Bad configuration option", "Load key",
-)  # fmt: skip
+Connect = Callable[[ExitStack], paramiko.SSHClient]
+"""Opens the SSH connection to the cluster's login node and returns its client; everything it opens (the client,
+a jump host's client) is registered on the given stack, which the shell closes when it disconnects. Raises
+:class:`SSHConfigError` or :class:`~pzlib.cluster.backend.BackendUnavailable` (see :func:`ssh_errors`)."""
 
 
 class SSHConfigError(BackendError):
-    """SSH refused the connection for a reason a retry will not fix (host key, key, user, host name)."""
+    """SSH refused the connection for a reason a retry will not fix (host key, key, login, host name)."""
 
 
 class ConnectionLost(BackendUnavailable):
     """The SSH connection dropped or stopped answering; the command in flight may or may not have run."""
-
-
-@dataclass(frozen=True)
-class SSHSettings:
-    """How to reach the cluster's login node."""
-
-    host: str
-    """Host name or address of the login node."""
-    port: int = 22
-    """SSH port."""
-    user: str | None = None
-    """Login; None uses the local user name."""
-    key_file: str | None = None
-    """Private key to log in with; None lets ssh use its default keys."""
-    known_hosts: str | None = None
-    """known_hosts file holding the host's key, checked strictly; None uses ~/.ssh/known_hosts."""
-    connect_timeout_s: float = 20.0
-    """Seconds to wait for the connection and the remote shell."""
-    command_timeout_s: float = 300.0
-    """Seconds to wait for one command's answer before the connection is considered dead."""
-
-    @property
-    def destination(self) -> str:
-        return f"{self.user}@{self.host}" if self.user else self.host
-
-    def ssh_argv(self) -> list[str]:
-        """The ``ssh`` command line (without the remote command). No ssh_config file is read."""
-        argv = [
-            "ssh", "-F", "/dev/null", "-T", "-p", str(self.port),
-            "-o", "BatchMode=yes",
-            "-o", "StrictHostKeyChecking=yes",
-            "-o", f"ConnectTimeout={max(1, int(self.connect_timeout_s))}",
-            # A connection that silently died (network gone) is noticed within a minute.
-            "-o", "ServerAliveInterval=15",
-            "-o", "ServerAliveCountMax=4",
-        ]  # fmt: skip
-        if self.known_hosts:
-            argv += ["-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null"]
-        if self.key_file:
-            argv += ["-i", self.key_file, "-o", "IdentitiesOnly=yes"]
-        return [*argv, self.destination]
 
 
 @dataclass(frozen=True)
@@ -95,30 +58,64 @@ class CommandResult:
     stderr: str
 
 
+@contextmanager
+def ssh_errors(destination: str, settings: str = "the connection's host, login and key") -> Iterator[None]:
+    """Turn paramiko's errors while connecting to ``destination`` into :class:`SSHConfigError` (a setting to
+    fix: ``settings`` says which) or :class:`~pzlib.cluster.backend.BackendUnavailable` (worth retrying)."""
+    try:
+        yield
+    except paramiko.BadHostKeyException as error:
+        raise SSHConfigError(
+            f"SSH to {destination} refused: its host key ({error.key.get_name()} "
+            f"{error.key.fingerprint}) is not the expected one (check the connection's host_key)") from None
+    except paramiko.AuthenticationException as error:
+        raise SSHConfigError(f"SSH to {destination} refused: login failed ({error}; check {settings})") from None
+    except socket.gaierror as error:
+        raise SSHConfigError(f"SSH to {destination}: cannot resolve the host name ({error.strerror})") from None
+    except paramiko.SSHException as error:
+        if "not found in known_hosts" in str(error):
+            raise SSHConfigError(
+                f"SSH to {destination} refused: its host key is unknown (set the connection's host_key extra to "
+                "the host's public key, or add it to the known_hosts of the account Airflow runs as)") from None
+        raise BackendUnavailable(f"cannot reach {destination}: {error}") from None
+    except (OSError, EOFError) as error:
+        raise BackendUnavailable(f"cannot reach {destination}: {error}") from None
+
+
 class RemoteShell:
     """One persistent SSH connection to the cluster, running commands in a remote bash one at a time.
 
     Thread-safe (commands are serialized). Counts its connections and commands, for benchmarks.
 
-    Examples
-    --------
-    >>> with RemoteShell(SSHSettings("login.cluster", user="me")) as shell:  # doctest: +SKIP
-    ...     shell.run("squeue -h -u me").stdout
+    Parameters
+    ----------
+    connect : Connect
+        Opens the connection (see :data:`Connect`).
+    destination : str
+        Names the cluster in messages, e.g. ``"apollo (pz@login.apollo port 22)"``.
+    connect_timeout_s : float
+        Seconds to wait for the remote shell to answer once connected (its login profile runs first).
+    command_timeout_s : float
+        Seconds to wait for one command's answer before the connection is considered dead.
     """
 
-    # The remote side: a login shell (so site profiles put sbatch on PATH) reading commands from stdin, with a
-    # private folder for the stdout/stderr of the command in flight.
+    # The remote side: a login shell (so site profiles put sbatch on PATH) reading commands from the channel.
     _REMOTE_COMMAND = "exec bash --login -s"
-    _SETUP = "__pz_dir=$(mktemp -d) || exit 1; trap 'rm -rf \"$__pz_dir\"' EXIT\n"
 
-    def __init__(self, settings: SSHSettings):
-        self.settings = settings
+    def __init__(self, connect: Connect, destination: str, connect_timeout_s: float = 20.0,
+                 command_timeout_s: float = 300.0):
+        self.connect = connect
+        self.destination = destination
+        self.connect_timeout_s = connect_timeout_s
+        self.command_timeout_s = command_timeout_s
         self.connections = 0
         """SSH connections opened so far."""
         self.commands = 0
         """Commands sent so far."""
-        self._process: subprocess.Popen | None = None
-        self._stderr_file = None
+        self.client: paramiko.SSHClient | None = None
+        """The live connection's client, if connected."""
+        self._channel: paramiko.Channel | None = None
+        self._opened = ExitStack()
         self._buffer = bytearray()
         self._lock = threading.RLock()
 
@@ -138,7 +135,7 @@ class RemoteShell:
         BackendUnavailable
             The cluster cannot be reached.
         SSHConfigError
-            SSH refused the connection (host key not in known_hosts, key refused...).
+            SSH refused the connection (host key, key, login...).
         """
         with self._lock:
             try:
@@ -151,29 +148,21 @@ class RemoteShell:
 
     @property
     def connected(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        """Process id of the live ``ssh`` client, if connected."""
-        return self._process.pid if self.connected else None
+        return self._channel is not None and not self._channel.closed and self._channel.get_transport().is_active()
 
     def close(self) -> None:
-        """Log out and stop the ssh process; a later command reconnects."""
+        """Log out and close the connection; a later command reconnects."""
         with self._lock:
-            process, self._process = self._process, None
-            if process is not None:
+            channel, self._channel = self._channel, None
+            if channel is not None:
                 try:
-                    process.stdin.write(b"exit\n")
-                    process.stdin.close()
-                    process.wait(timeout=2)
-                except (OSError, ValueError, subprocess.TimeoutExpired):
-                    process.kill()
-                    process.wait()
-                process.stdout.close()
-            if self._stderr_file is not None:
-                self._stderr_file.close()
-                self._stderr_file = None
+                    channel.sendall(b"exit\n")
+                    channel.shutdown_write()
+                except (OSError, EOFError, paramiko.SSHException):
+                    pass
+                channel.close()
+            self.client = None
+            self._opened.close()
             self._buffer.clear()
 
     def __enter__(self) -> RemoteShell:
@@ -186,44 +175,37 @@ class RemoteShell:
 
     def _connect(self) -> None:
         self.close()
-        self._stderr_file = tempfile.TemporaryFile()
-        argv = [*self.settings.ssh_argv(), self._REMOTE_COMMAND]
-        try:
-            self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=self._stderr_file)
-        except FileNotFoundError as error:
-            raise SSHConfigError("the OpenSSH client `ssh` is not installed on this machine") from error
-        os.set_blocking(self._process.stdout.fileno(), False)
-        self.connections += 1
         started = time.monotonic()
+        self.connections += 1
         try:
-            self._send(self._SETUP.encode())
-            self._exchange("true", None, self.settings.connect_timeout_s)
+            self.client = self.connect(self._opened)
+            with ssh_errors(self.destination):
+                self._channel = self.client.get_transport().open_session(timeout=self.connect_timeout_s)
+                self._channel.exec_command(self._REMOTE_COMMAND)
+            self._send(SHELL_SETUP)
+            self._exchange("true", None, self.connect_timeout_s)
         except ConnectionLost as lost:
-            message = self._ssh_error()
+            detail = self._channel_error()
             self.close()
-            if any(marker in message for marker in _CONFIG_ERRORS):
-                raise SSHConfigError(
-                    f"SSH to {self.settings.destination} port {self.settings.port} refused: {message} "
-                    f"(check the connection's host, login, key_file and known_hosts)"
-                ) from None
-            raise BackendUnavailable(f"cannot reach {self.settings.destination} port {self.settings.port}: "
-                                     f"{message or lost}") from None
-        log.info("connected to %s port %d in %.2f s", self.settings.destination, self.settings.port,
-                 time.monotonic() - started)
+            raise BackendUnavailable(f"cannot start a shell on {self.destination}: {detail or lost}") from None
+        except BaseException:
+            self.close()
+            raise
+        log.info("connected to %s in %.2f s", self.destination, time.monotonic() - started)
 
-    def _ssh_error(self) -> str:
-        """The last lines ssh printed on its stderr (why it could not connect or dropped)."""
-        if self._process is not None:
-            try:
-                self._process.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                pass
-        if self._stderr_file is None:
+    def _channel_error(self) -> str:
+        """What the remote side printed on its stderr and how it exited, if it did (why the shell ended)."""
+        channel = self._channel
+        if channel is None:
             return ""
-        self._stderr_file.seek(0)
-        lines = self._stderr_file.read()[-4000:].decode(errors="replace").strip().splitlines()
-        return " / ".join(line.strip() for line in lines[-3:])
+        text = b""
+        while channel.recv_stderr_ready():
+            text += channel.recv_stderr(1 << 16)
+        lines = text[-4000:].decode(errors="replace").strip().splitlines()
+        detail = " / ".join(line.strip() for line in lines[-3:])
+        if channel.exit_status_ready():
+            detail = f"{detail}{'; ' if detail else ''}remote shell exited with {channel.recv_exit_status()}"
+        return detail
 
     # --- one command --------------------------------------------------------------------------------------
 
@@ -231,54 +213,42 @@ class RemoteShell:
         if not self.connected:
             self._connect()
         try:
-            return self._exchange(command, input, timeout_s or self.settings.command_timeout_s)
+            return self._exchange(command, input, timeout_s or self.command_timeout_s)
         except ConnectionLost as lost:
-            detail = self._ssh_error()
+            detail = self._channel_error()
             self.close()
-            raise ConnectionLost(f"SSH connection to {self.settings.destination} lost"
+            raise ConnectionLost(f"SSH connection to {self.destination} lost"
                                  f"{': ' + detail if detail else ''} ({lost})") from None
 
     def _exchange(self, command: str, input: str | None, timeout_s: float) -> CommandResult:
-        token = f"__pz_{secrets.token_hex(8)}"
-        redirect = "</dev/null"
-        heredoc = ""
-        if input is not None:
-            redirect = f"<<'{token}_EOF'"
-            heredoc = input + ("" if input.endswith("\n") else "\n") + f"{token}_EOF\n"
-        request = (
-            f"( {command}\n) {redirect} >\"$__pz_dir/o\" 2>\"$__pz_dir/e\"; __pz_rc=$?; "
-            f"printf '\\n%s %s %s %s\\n' {token} \"$__pz_rc\" \"$(wc -c <\"$__pz_dir/o\")\" "
-            f"\"$(wc -c <\"$__pz_dir/e\")\"; cat \"$__pz_dir/o\" \"$__pz_dir/e\"\n{heredoc}"
-        )
+        request, token = framed(command, input)
         self.commands += 1
-        self._send(request.encode())
+        self._send(request)
         deadline = time.monotonic() + timeout_s
-        while True:
-            line = self._read_line(deadline)
-            if line.startswith(token.encode() + b" "):
-                break
-            if line.strip():  # a login banner or profile output: not ours
-                log.debug("remote shell printed %r", line)
-        _, returncode, stdout_bytes, stderr_bytes = line.decode().split()
-        stdout = self._read_exactly(int(stdout_bytes), deadline)
-        stderr = self._read_exactly(int(stderr_bytes), deadline)
-        return CommandResult(int(returncode), stdout.decode(errors="replace"), stderr.decode(errors="replace"))
+        while (header := answer_header(self._read_line(deadline), token)) is None:
+            pass
+        returncode, stdout_bytes, stderr_bytes = header
+        stdout = self._read_exactly(stdout_bytes, deadline)
+        stderr = self._read_exactly(stderr_bytes, deadline)
+        return CommandResult(returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace"))
 
     def _send(self, data: bytes) -> None:
         try:
-            self._process.stdin.write(data)
-            self._process.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError) as error:
-            raise ConnectionLost(f"cannot send to ssh: {error}") from None
+            self._channel.sendall(data)
+        except (OSError, EOFError, paramiko.SSHException) as error:
+            raise ConnectionLost(f"cannot send to the remote shell: {error or type(error).__name__}") from None
 
     def _fill(self, deadline: float) -> None:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise ConnectionLost("no answer within the command timeout")
-        readable, _, _ = select.select([self._process.stdout], [], [], remaining)
-        if not readable:
+        self._channel.settimeout(remaining)
+        try:
+            chunk = self._channel.recv(1 << 16)
+        except TimeoutError:
             return
-        chunk = os.read(self._process.stdout.fileno(), 1 << 16)
+        except (OSError, EOFError, paramiko.SSHException) as error:
+            raise ConnectionLost(f"cannot read from the remote shell: {error or type(error).__name__}") from None
         if not chunk:
             raise ConnectionLost("the remote shell closed the connection")
         self._buffer += chunk
@@ -296,6 +266,38 @@ class RemoteShell:
         data = bytes(self._buffer[:size])
         del self._buffer[:size]
         return data
+
+
+SHELL_SETUP = b"__pz_dir=$(mktemp -d) || exit 1; trap 'rm -rf \"$__pz_dir\"' EXIT\n"
+"""What the remote shell runs first: a private folder for the stdout/stderr of the command in flight."""
+
+
+def framed(command: str, input: str | None = None) -> tuple[bytes, str]:
+    """(what to write to the remote shell to run ``command`` with ``input`` on its stdin, the answer's token): the
+    answer is a line ``<token> <exit code> <stdout bytes> <stderr bytes>`` then those bytes."""
+    token = f"__pz_{secrets.token_hex(8)}"
+    redirect = "</dev/null"
+    heredoc = ""
+    if input is not None:
+        redirect = f"<<'{token}_EOF'"
+        heredoc = input + ("" if input.endswith("\n") else "\n") + f"{token}_EOF\n"
+    request = (
+        f"( {command}\n) {redirect} >\"$__pz_dir/o\" 2>\"$__pz_dir/e\"; __pz_rc=$?; "
+        f"printf '\\n%s %s %s %s\\n' {token} \"$__pz_rc\" \"$(wc -c <\"$__pz_dir/o\")\" "
+        f"\"$(wc -c <\"$__pz_dir/e\")\"; cat \"$__pz_dir/o\" \"$__pz_dir/e\"\n{heredoc}"
+    )
+    return request.encode(), token
+
+
+def answer_header(line: bytes, token: str) -> tuple[int, int, int] | None:
+    """(exit code, stdout bytes, stderr bytes) if ``line`` is the header of the answer ``token``; None for any
+    other line (a login banner, profile output: logged and skipped)."""
+    if not line.startswith(token.encode() + b" "):
+        if line.strip():
+            log.debug("remote shell printed %r", line)
+        return None
+    _, returncode, stdout_bytes, stderr_bytes = line.decode().split()
+    return int(returncode), int(stdout_bytes), int(stderr_bytes)
 
 
 def quote_path(path: str | Path) -> str:

@@ -220,11 +220,11 @@ class EstimateArray:
             task_count=len(record["tasks"]),
             workdir=str(array_dir),
             log_dir=str(array_dir / "logs"),
-            resources=resources_for(self.spec.resources, self.estimator),
+            resources=resources_for(self.spec.resources, self.estimator, self.backend.resources),
         )
 
     def _submit(self, state: dict, pending: list[str]) -> ArrayHandle:
-        resources = resources_for(self.spec.resources, self.estimator)
+        resources = resources_for(self.spec.resources, self.estimator, self.backend.resources)
         number = len(state["arrays"]) + 1
         token = secrets.token_hex(3)
         array_dir = self.jobs_dir / f"array-{number:03d}-{token}"

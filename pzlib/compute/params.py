@@ -3,6 +3,7 @@ everything else) because the ``pz_compute`` DAG file loads it at parse time: it 
 
 from __future__ import annotations
 
+from pzlib.cluster import CONNECTION_FORMAT
 from pzlib.column_maps import COLUMN_MAP_SCHEMA
 from pzlib.config import BACKENDS
 from pzlib.registry.checks import USERNAME_PATTERN
@@ -34,6 +35,9 @@ RUN_PARAMS_SCHEMA = {
         "destination": {"type": ["string", "null"], "pattern": DESTINATION_PATTERN},
         "owner": {"type": ["string", "null"], "pattern": USERNAME_PATTERN},
         "resources": {"type": "object"},  # cluster resources (pzlib.cluster.resources)
+        # The Airflow SSH connection of the cluster, or one per estimator; checked to exist at trigger time.
+        "cluster": {"type": ["string", "object", "null"], "minLength": 1, "format": CONNECTION_FORMAT,
+                    "additionalProperties": {"type": "string", "minLength": 1, "format": CONNECTION_FORMAT}},
     },
 }
 """What Airflow checks a trigger's conf against (HTTP 400 naming the param); ``RunSpec`` checks the rest."""

@@ -7,6 +7,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from pzlib.cluster import DEFAULT_CLUSTER
 from pzlib.cluster.resources import check_resources
 from pzlib.compute.params import DESTINATION_PATTERN, RELEASE_PATTERN, RUN_PARAMS_SCHEMA
 from pzlib.config import check_backend
@@ -57,7 +58,11 @@ class RunSpec:
     Airflow connection ``pz_s3`` or the ``PZ_S3_*`` settings, never from the params."""
     # --- cluster resources (pzlib.cluster) ---
     resources: dict = field(default_factory=dict)
-    """Job array resources, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}; see pzlib.cluster.resources."""
+    """Job array resources, e.g. {"partition": "cpu", "bpz": {"mem": "3G"}}; see pzlib.cluster.resources. They
+    override the cluster's own defaults (its connection's extra)."""
+    cluster: str | dict | None = None
+    """Backend 'slurm': the Airflow SSH connection of the cluster (None: ``pz_slurm``), or one per estimator, e.g.
+    {"bpz": "apollo", "fzboost": "sdumont"}: each estimator's arrays run there (see pzlib.cluster.airflow)."""
     # --- end cluster resources ---
 
     def __post_init__(self):
@@ -103,7 +108,24 @@ class RunSpec:
             check_resources(self.resources, self.estimators)
         except ValueError as error:
             raise ValueError(f"resources: {error}") from None
+        if isinstance(self.cluster, dict):
+            unknown = sorted(set(self.cluster) - set(self.estimators))
+            problems = [f"estimator {name} is not in estimators" for name in unknown]
+            problems += [f"no connection for {name}" for name in self.estimators if name not in self.cluster]
+            if problems:
+                raise ValueError(f"cluster: {'; '.join(problems)} (name one connection per estimator of the run, or "
+                                 "one connection for all)")
+        elif self.cluster is not None and not isinstance(self.cluster, str):
+            raise ValueError(f"cluster: {self.cluster!r} is not a connection id or an object of one per estimator")
+        if not all(isinstance(conn_id, str) and conn_id for conn_id in self.clusters().values()):
+            raise ValueError("cluster: a connection id must be a non-empty string")
         # --- end cluster resources ---
+
+    def clusters(self) -> dict[str, str]:
+        """{estimator: Airflow connection of its cluster} (backend 'slurm')."""
+        if isinstance(self.cluster, dict):
+            return {estimator: self.cluster[estimator] for estimator in self.estimators}
+        return dict.fromkeys(self.estimators, self.cluster or DEFAULT_CLUSTER)
 
     @classmethod
     def from_params(cls, params: dict) -> RunSpec:

@@ -59,10 +59,10 @@ def wait_for_sacct(cluster, job_id: str, since: str, expected_job_ids: list[str]
 def test_ssh_login_with_the_generated_key_and_host_key(slurm_cluster):
     output = slurm_cluster.run('whoami && echo "$SLURM_CONF" && sinfo -h -o "%R %a"')
 
-    user, slurm_conf, partition = output.splitlines()
+    user, slurm_conf, *partitions = output.splitlines()
     assert user == slurm_cluster.user
     assert slurm_conf.endswith("/etc/slurm.conf")
-    assert partition == f"{slurm_cluster.partition} up"
+    assert partitions == [f"{slurm_cluster.partition} up", f"{slurm_cluster.second_partition} up"]
 
 
 @pytest.mark.parametrize("other_key_listed", [False, True], ids=["host-unknown", "host-key-changed"])

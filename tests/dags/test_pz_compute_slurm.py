@@ -1,7 +1,8 @@
 """pz_compute with backend 'slurm': the real Airflow services, the real test cluster over SSH.
 
-Stage III is one deferrable task per estimator, running one job array; its SSH settings come from the
-Airflow connection ``pz_slurm`` (created here over REST, with the test cluster's key and known_hosts). The
+Stage III is one deferrable task per estimator, running one job array; its cluster is the Airflow SSH
+connection ``pz_slurm`` (created here over REST with the SSH provider's extras: the test cluster's key_file and
+host_key). The
 triggerer is restarted while the task waits: the run re-attaches and finishes with one submission only. The
 run estimates the 2,000-galaxy DC2 slice with BPZ in four 500-row partitions; its outputs must equal the local
 backend's. A second run checks that marking the waiting task failed cancels its jobs.
@@ -41,13 +42,8 @@ def client(airflow_services, slurm_cluster):
     """A REST client, with the ``pz_slurm`` connection to the test cluster in place."""
     with airflow_services.client() as authenticated:
         wait_for_dag(authenticated, DAG_ID)
-        connection = {
-            "connection_id": "pz_slurm", "conn_type": "ssh", "host": slurm_cluster.host,
-            "port": slurm_cluster.port, "login": slurm_cluster.user,
-            "extra": json.dumps({"key_file": str(slurm_cluster.key_path),
-                                 "known_hosts": str(slurm_cluster.known_hosts), "poll_interval": 2}),
-        }  # fmt: skip
-        response = authenticated.post("/api/v2/connections", json=connection)
+        response = authenticated.post("/api/v2/connections",
+                                      json=slurm_cluster.airflow_connection("pz_slurm", poll_interval=2))
         assert response.status_code == 201, response.text
         yield authenticated
 

@@ -1,7 +1,8 @@
 """pzlib.cluster.slurm over real SSH on the single-node test cluster, and stage III through it.
 
-The shared behaviours come from backend_contract.py; here is what is particular to Slurm over SSH: one round
-trip per poll, sbatch's refusals, a connection cut while polling, host keys, and reading sacct's records.
+The backend connects as the pz_compute DAG does: from an Airflow SSH connection, through the SSH provider's hook
+(pzlib.cluster.airflow). The shared behaviours come from backend_contract.py; here is what is particular to Slurm
+over SSH: one round trip per poll, sbatch's refusals, a connection cut while polling, and reading sacct's records.
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import psutil
 import pytest
 from backend_contract import SLEEPER, BackendContract, StageThreeContract, sleeper_request, wait_for_end
 
+from pzlib.cluster.airflow import backend_for
 from pzlib.cluster.backend import ArrayHandle, ArrayPoller, SubmissionRejected
 from pzlib.cluster.resources import Resources
 from pzlib.cluster.slurm import SlurmBackend, merge_states
-from pzlib.cluster.ssh import SSHConfigError, SSHSettings
+from pzlib.cluster.ssh import RemoteShell
 from pzlib.compute.estimate_array import EstimateArray, PartitionsFailed
 
 
 @pytest.fixture(scope="module")
-def backend_factory(slurm_cluster):
-    return lambda: SlurmBackend(slurm_cluster.ssh_settings())
+def backend_factory(cluster_connections):
+    return lambda: backend_for("slurm", cluster_connections["direct"])
 
 
 @pytest.fixture
@@ -87,9 +88,7 @@ class TestSlurmBackend(BackendContract):
         handle = backend.submit_array(sleeper_request(tmp_path, "dropped", 2, "--seconds", "4"))
         poller = ArrayPoller(backend, handle)
         poller.poll()
-        local_port = next(connection.laddr.port
-                          for connection in psutil.Process(backend.shell.pid).net_connections(kind="tcp")
-                          if connection.raddr and connection.raddr.port == backend.shell.settings.port)
+        local_port = backend.shell.client.get_transport().sock.getsockname()[1]
 
         # Destroy both ends of this one TCP connection, as a network failure would (no process is killed).
         subprocess.run(["ss", "-K", f"( sport = :{local_port} or dport = :{local_port} )"], check=True,
@@ -101,17 +100,6 @@ class TestSlurmBackend(BackendContract):
 
         assert backend.shell.connections == 2
         assert all(state.succeeded for state in states.values())
-
-    def test_an_unknown_host_key_is_refused(self, slurm_cluster, tmp_path):
-        known_hosts = tmp_path / "known_hosts"
-        known_hosts.write_text("")
-        settings = replace(slurm_cluster.ssh_settings(), known_hosts=str(known_hosts))
-
-        with SlurmBackend(settings) as backend, pytest.raises(SSHConfigError) as refusal:
-            backend.shell.run("true")
-
-        assert "Host key verification failed" in str(refusal.value)
-        assert "known_hosts" in str(refusal.value)
 
 
 def test_sacct_and_squeue_records_are_read_per_task_and_recycled_ids_ignored():
@@ -169,7 +157,8 @@ class TestSlurmStageThree(StageThreeContract):
 def test_the_batch_script_is_rendered_from_the_template(tmp_path):
     request = replace(sleeper_request(tmp_path, "rendered", 5, "--seconds", "1"),
                       resources=Resources(cpus=2, mem="3G", time_limit="01:00:00", account="lsst", max_concurrent=2))
-    backend = SlurmBackend(SSHSettings("login.example"), python="/opt/pz/bin/python", pythonpath="/opt/pz/src",
+    never = RemoteShell(lambda opened: pytest.fail("rendering connected"), "login.example")
+    backend = SlurmBackend(never, python="/opt/pz/bin/python", pythonpath="/opt/pz/src",
                            environment={"PZ_STATE_DIR": "/scratch/pz state"})
 
     script = backend.render_script(request)
