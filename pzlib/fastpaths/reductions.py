@@ -174,6 +174,14 @@ def pairwise_column_sums(values: np.ndarray, n_rows: int, n_cols: int, scratch: 
         for row in range(n_rows):
             for col in range(n_cols):
                 out[col] += values[row * n_cols + col]
+    elif n_rows < 16:  # one group of eight, then the rest left to right (BPZ's eight templates)
+        for col in range(n_cols):
+            out[col] = (((values[col] + values[n_cols + col]) + (values[2 * n_cols + col] + values[3 * n_cols + col]))
+                        + ((values[4 * n_cols + col] + values[5 * n_cols + col])
+                           + (values[6 * n_cols + col] + values[7 * n_cols + col])))
+        for row in range(8, n_rows):
+            for col in range(n_cols):
+                out[col] += values[row * n_cols + col]
     elif n_rows <= _BLOCK:
         for lane in range(8):
             for col in range(n_cols):

@@ -48,6 +48,22 @@ def test_block_size_does_not_change_any_bit(bpz_model, validation_columns, load_
         np.testing.assert_array_equal(getattr(small_blocks, name), getattr(reference, name))
 
 
+def test_one_estimator_streams_batches_of_any_size_with_fresh_answers(bpz_model, validation_columns, load_model):
+    """A worker's estimator keeps its templates, prior and PDF buffer from batch to batch (smaller, then
+    larger batches): each batch gets, bit for bit, the answers of an estimator made for it alone."""
+    model, options = load_model(bpz_model), EstimateConfig("bpz").stage_options()
+    worker = FastBPZlite(model, options)
+    for start, stop in ((0, 900), (900, 1_200), (1_200, 2_400)):
+        batch = {name: values[start:stop] for name, values in validation_columns.items()}
+        streamed = worker.estimate(batch)
+        fresh = FastBPZlite(model, options).estimate(batch)
+        assert streamed.pdfs.shape == (stop - start, 301)
+        for name in ("pdfs", "zmode", "zmean"):
+            np.testing.assert_array_equal(getattr(streamed, name), getattr(fresh, name))
+        for name in ("tb", "todds"):
+            np.testing.assert_array_equal(streamed.extra[name], fresh.extra[name])
+
+
 def test_float64_input_keeps_stock_precision(bpz_model, validation_columns, run_stock, load_model):
     """Stock RAIL squares flux errors in the input precision; float64 input takes the other arithmetic path."""
     batch = {name: values[:800].astype(np.float64) if values.dtype == np.float32 else values[:800]

@@ -23,7 +23,7 @@ def test_pairwise_sum_is_numpys_sum_bit_for_bit(length):
     assert pairwise_excess_sum(values, 3, length, shift) == np.sum(np.maximum(values[3:] - shift, 0.0))
 
 
-@pytest.mark.parametrize("n_rows", [1, 7, 8, 13, 128, 131, 300])
+@pytest.mark.parametrize("n_rows", [1, 7, 8, 13, 15, 16, 128, 131, 300])
 def test_column_sums_are_numpys_sums_of_each_column(n_rows):
     values = np.random.default_rng(n_rows).standard_normal((n_rows, 301)) * 1e3
     out = np.empty(301)
