@@ -332,7 +332,7 @@ class EstimateConfig:
     pdf_storage: str = pdf.DEFAULT_REPRESENTATION
     """How the output stores PDFs: 'cdf8' (compact, CDF within 1/510) or 'interp32' (see :mod:`pzlib.pdf`)."""
     engine: str = "fast"
-    """'fast': :mod:`pzlib.fastpaths` (RAIL's answers, vectorized/compiled) for bpz, fzboost and tpz, the RAIL stage
+    """'fast': :mod:`pzlib.fastpaths` (RAIL's answers, vectorized/compiled) for bpz, fzboost, tpz, knn; the RAIL stage
     for others; 'rail': always the stock RAIL estimator stage (the reference, for comparison)."""
 
     def __post_init__(self):

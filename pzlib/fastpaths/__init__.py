@@ -21,10 +21,11 @@ from __future__ import annotations
 
 from pzlib.fastpaths.bpz import FastBPZlite
 from pzlib.fastpaths.fzboost import FastFlexZBoost
+from pzlib.fastpaths.knn import FastKNearNeigh
 from pzlib.fastpaths.result import FastResult, interp_normalize, stage_config
 from pzlib.fastpaths.tpz import FastTPZlite
 
-FAST_ESTIMATORS = {"bpz": FastBPZlite, "fzboost": FastFlexZBoost, "tpz": FastTPZlite}
+FAST_ESTIMATORS = {"bpz": FastBPZlite, "fzboost": FastFlexZBoost, "tpz": FastTPZlite, "knn": FastKNearNeigh}
 """Estimators with a fast path, by their pzlib short names."""
 
 __all__ = ["FAST_ESTIMATORS", "FastBPZlite", "FastFlexZBoost", "FastResult", "interp_normalize",
