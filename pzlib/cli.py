@@ -181,6 +181,9 @@ def cmd_summary(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"{run_dir}: no finished run here (no */metrics.json)")
     for path in summaries:
         result = json.loads(path.read_text())
+        if "comparison" in result:  # stage IV's side-by-side report of a run of several estimators
+            print(f"  {len(result['comparison'])} estimators compared side by side → {path.parent}")
+            continue
         print(f"  {result['estimator']:8s} {result['n_rows']:,} objects → {result['catalog']} ({result['format']})")
         if result["metrics"]:
             print(f"  {'':8s} vs true redshifts: {_metrics_line(result['metrics'])}")
