@@ -183,11 +183,11 @@ def test_parsing_counts_and_sizes():
 
 
 def test_scaling_config_takes_every_builtin_estimator_with_its_own_sizes(tmp_path):
-    config = ScalingConfig(estimators=("bpz", "knn"), workdir=tmp_path)
+    config = ScalingConfig(estimators=("bpz", "cmnn"), workdir=tmp_path)
     assert config.sizes_for("bpz") == runtime_model.DEFAULT_SIZES
-    assert config.sizes_for("knn") == runtime_model.STAGE_SIZES
-    given = ScalingConfig(estimators=("knn",), sizes=(3_000, 1_000), workdir=tmp_path)
-    assert given.sizes_for("knn") == (1_000, 3_000)
+    assert config.sizes_for("cmnn") == runtime_model.STAGE_SIZES
+    given = ScalingConfig(estimators=("cmnn",), sizes=(3_000, 1_000), workdir=tmp_path)
+    assert given.sizes_for("cmnn") == (1_000, 3_000)
 
 
 def test_scaling_config_rejects_bad_input(tmp_path):
