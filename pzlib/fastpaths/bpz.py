@@ -57,8 +57,9 @@ class FastBPZlite:
         The RAIL stage options the stock ``BPZliteEstimator`` is made with (e.g.
         ``EstimateConfig('bpz').stage_options()``); RAIL's defaults fill the rest.
     block_rows : int
-        Objects per vectorized block; memory is about 20 kB per object of a block (8 templates × 301
-        redshifts).
+        Objects per vectorized block; memory is about 27 kB per object of a block (8 templates × 301
+        redshifts, and the prior), so that the 32 objects of a default block stay in a core's L2 cache
+        from one pass to the next (128 took ~10% longer).
 
     Raises
     ------
@@ -74,7 +75,7 @@ class FastBPZlite:
     >>> result.zmode, result.extra["tb"]  # doctest: +SKIP
     """
 
-    def __init__(self, model: dict, options: dict, block_rows: int = 128):
+    def __init__(self, model: dict, options: dict, block_rows: int = 32):
         from rail.estimation.algos.bpz_lite import BPZliteEstimator
 
         config = stage_config(BPZliteEstimator, options)
