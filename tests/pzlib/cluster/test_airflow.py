@@ -13,7 +13,7 @@ import pytest
 from backend_contract import sleeper_request, wait_for_end
 from fixtures.cluster import environment_connection
 
-from pzlib.cluster.airflow import backend_for, cluster
+from pzlib.cluster.airflow import backend_for, check_clusters, cluster
 from pzlib.cluster.backend import BackendUnavailable
 from pzlib.cluster.resources import resources_for
 from pzlib.cluster.ssh import SSHConfigError
@@ -109,6 +109,16 @@ def test_an_unreachable_cluster_is_unavailable_naming_it(define, slurm_cluster):
 def test_an_undefined_connection_is_named():
     with pytest.raises(SSHConfigError, match="cluster connection 'pz_nowhere' is not defined"):
         cluster("pz_nowhere")
+
+
+def test_a_runs_clusters_are_checked_as_params_without_connecting(define, slurm_cluster, cluster_connections):
+    http = define({"connection_id": "pz_http", "conn_type": "http", "host": "example.org"})
+    down = define({**slurm_cluster.airflow_connection("pz_down"), "port": 9})
+
+    check_clusters([cluster_connections["jump"], down])  # a cluster that is down fails only its own tasks
+    with pytest.raises(ValueError, match="^cluster: connection 'pz_http' is of type 'http': a cluster is an Airflow "
+                                         "connection of type ssh$"):
+        check_clusters([down, http])
 
 
 def test_the_cluster_settings_come_from_the_connections_extra(define, slurm_cluster):
