@@ -22,8 +22,9 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from pzlib.config import load_settings
 from pzlib.fastpaths.result import FastResult, interp_normalize, stage_config
-from pzlib.fastpaths.trees import CompiledForest, UnsupportedModel, booster_model
+from pzlib.fastpaths.trees import CompiledForest, UnsupportedModel
 
 TREE_ENGINES = ("auto", "compiled", "xgboost")
 """How the regressors' trees are evaluated: 'compiled' (:class:`~pzlib.fastpaths.trees.CompiledForest`),
@@ -53,7 +54,8 @@ class FastFlexZBoost:
     threads : int
         Threads for the xgboost prediction (one per process by default; the compiled engine runs one).
     tree_engine : str
-        One of :data:`TREE_ENGINES` ('auto' by default).
+        One of :data:`TREE_ENGINES` ('auto' by default). The compiled engine keeps its tree layout under the
+        settings' cache folder (``trees/``), for the next process with the same model.
 
     Raises
     ------
@@ -89,8 +91,7 @@ class FastFlexZBoost:
         self._forest = None
         if tree_engine != "xgboost":
             try:
-                self._forest = CompiledForest([(booster_model(booster), iteration_range, missing)
-                                               for booster, iteration_range, missing in self._boosters])
+                self._forest = CompiledForest(self._boosters, cache_dir=load_settings().cache_dir / "trees")
             except UnsupportedModel:
                 if tree_engine == "compiled":
                     raise

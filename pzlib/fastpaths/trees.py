@@ -17,8 +17,13 @@ keep xgboost for it.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import os
+import tempfile
+import zipfile
+from pathlib import Path
 
 import msgspec
 import numba
@@ -39,11 +44,18 @@ class UnsupportedModel(ValueError):
 class CompiledForest:
     """The predictions of several single-output xgboost boosters (one column each) for a batch of rows.
 
+    Laying out a few thousand trees from their JSON takes a second or two, so with ``cache_dir`` the layout is
+    kept there as ``<key>.npz``, the key being the SHA-256 of the boosters' own binary models (and of this
+    layout's version): every later process with the same model loads it instead. A file is written under a
+    temporary name and renamed into place, so processes building it at once never read a partial file; one
+    that does not load is built again.
+
     Parameters
     ----------
-    boosters : list of (dict, (int, int), float)
-        Each booster's JSON model (:func:`booster_model`) with the iteration range and ``missing`` value its
-        ``XGBRegressor.predict`` uses.
+    boosters : list of (xgboost.Booster, (int, int), float)
+        Each booster with the iteration range and ``missing`` value its ``XGBRegressor.predict`` uses.
+    cache_dir : Path, optional
+        Where layouts are kept (made if missing); None: built every time.
 
     Raises
     ------
@@ -52,44 +64,24 @@ class CompiledForest:
 
     Examples
     --------
-    >>> forest = CompiledForest([(booster_model(regressor.get_booster()), (0, 0), np.nan)])  # doctest: +SKIP
+    >>> forest = CompiledForest([(regressor.get_booster(), (0, 0), np.nan)])  # doctest: +SKIP
     >>> forest.predict(features)[:, 0]  # == regressor.predict(features), bit for bit  # doctest: +SKIP
     """
 
-    def __init__(self, boosters: list[tuple]):
-        trees, base_scores, tree_starts = [], [], [0]
-        for model, (begin, end), missing in boosters:
-            _check_booster(model, missing)
-            gbtree = model["learner"]["gradient_booster"]["model"]
-            bounds = [int(value) for value in gbtree["iteration_indptr"]]
-            end = len(bounds) - 1 if end == 0 else end
-            trees.extend(gbtree["trees"][bounds[begin]:bounds[end]])
-            tree_starts.append(len(trees))
-            base_scores.append(_base_score(model))
-        if any(any(tree["split_type"]) for tree in trees):
-            raise UnsupportedModel(_problem("categorical splits"))
-        if any(int(tree["tree_param"].get("size_leaf_vector", "1")) > 1 for tree in trees):
-            raise UnsupportedModel(_problem("vector leaves (multi-target trees)"))
-        self.n_features = int(boosters[0][0]["learner"]["learner_model_param"]["num_feature"])
-        self.base_scores = np.array(base_scores, dtype=np.float32)
-        self.tree_starts = np.array(tree_starts, dtype=np.int64)
-        node_starts = np.cumsum([0, *(len(tree["left_children"]) for tree in trees)])
-        left, right = (_concatenated(trees, name, np.int64) for name in ("left_children", "right_children"))
-        self.depths = _tree_depths(left, right, node_starts)
-        if self.depths.size and self.depths.max() > MAX_DEPTH:
-            raise UnsupportedModel(_problem(f"trees deeper than {MAX_DEPTH} levels"))
-        max_depth = int(self.depths.max(initial=0))
-        self.offsets = np.zeros((len(trees), max(2 ** max_depth - 1, 1)), dtype=np.uint32)
+    def __init__(self, boosters: list[tuple], cache_dir: Path | None = None):
+        path = None if cache_dir is None else Path(cache_dir) / f"{_layout_key(boosters)}.npz"
+        layout = _load_layout(path) if path is not None and path.exists() else None
+        if layout is None:
+            layout = _build_layout(boosters)
+            if path is not None:
+                _save_layout(path, layout)
+        self.n_features = int(layout["n_features"])
+        self.base_scores, self.tree_starts, self.depths = (layout[name] for name in ("base_scores", "tree_starts",
+                                                                                     "depths"))
+        self.features, self.thresholds, self.default_left, self.leaves = (
+            layout[name] for name in ("features", "thresholds", "default_left", "leaves"))
+        self.offsets = (self.features * ROW_BLOCK).astype(np.uint32)
         """Per inner slot: its feature's offset in a block of rows (feature × :data:`ROW_BLOCK`)."""
-        self.features = np.zeros(self.offsets.shape, dtype=np.int32)
-        self.thresholds = np.zeros(self.offsets.shape, dtype=np.float32)
-        self.default_left = np.zeros(self.offsets.shape, dtype=np.uint8)
-        self.leaves = np.zeros((len(trees), 2 ** max_depth), dtype=np.float32)
-        _fill_complete(left, right, _concatenated(trees, "split_indices", np.int32),
-                       _concatenated(trees, "split_conditions", np.float32),
-                       _concatenated(trees, "default_left", np.uint8), node_starts, self.depths,
-                       self.features, self.thresholds, self.default_left, self.leaves)
-        self.offsets[:] = self.features * ROW_BLOCK
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """(n_rows, n_boosters) float32 predictions for (n_rows, n_features) features (cast to float32 as
@@ -108,7 +100,85 @@ class CompiledForest:
         return out
 
 
-def booster_model(booster) -> dict:
+LAYOUT_VERSION = 1
+"""Part of a cached layout's key: raise it when the layout's arrays change meaning."""
+_LAYOUT_ARRAYS = ("n_features", "base_scores", "tree_starts", "depths", "features", "thresholds", "default_left",
+                  "leaves")
+
+
+def _layout_key(boosters: list[tuple]) -> str:
+    digest = hashlib.sha256(f"layout {LAYOUT_VERSION}".encode())
+    for booster, iteration_range, missing in boosters:
+        digest.update(bytes(booster.save_raw(raw_format="ubj")))
+        digest.update(repr((tuple(iteration_range), missing)).encode())
+    return digest.hexdigest()
+
+
+def _load_layout(path: Path) -> dict | None:
+    try:
+        with np.load(path) as stored:
+            return {name: stored[name] for name in _LAYOUT_ARRAYS}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):  # damaged: built again and replaced
+        return None
+
+
+def _save_layout(path: Path, layout: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".npz")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.savez(stream, **layout)
+        os.chmod(staging, 0o644)  # mkstemp's 0600 would keep other users' workers from reading it
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+
+
+def _build_layout(boosters: list[tuple]) -> dict:
+    """The arrays of :class:`CompiledForest` from the boosters' JSON models, read one booster at a time (a
+    parsed model holds every node as Python objects)."""
+    fields = {name: [] for name in ("left_children", "right_children", "split_indices", "split_conditions",
+                                    "default_left")}
+    tree_sizes, base_scores, tree_starts, n_features = [], [], [0], 0
+    for booster, (begin, end), missing in boosters:
+        model = _booster_model(booster)
+        _check_booster(model, missing)
+        n_features = int(model["learner"]["learner_model_param"]["num_feature"])
+        gbtree = model["learner"]["gradient_booster"]["model"]
+        bounds = [int(value) for value in gbtree["iteration_indptr"]]
+        trees = gbtree["trees"][bounds[begin]:bounds[len(bounds) - 1 if end == 0 else end]]
+        if any(any(tree["split_type"]) for tree in trees):
+            raise UnsupportedModel(_problem("categorical splits"))
+        if any(int(tree["tree_param"].get("size_leaf_vector", "1")) > 1 for tree in trees):
+            raise UnsupportedModel(_problem("vector leaves (multi-target trees)"))
+        for name, values in fields.items():
+            values.append(np.array(list(itertools.chain.from_iterable(tree[name] for tree in trees)),
+                                   dtype=np.float64 if name == "split_conditions" else np.int64))
+        tree_sizes.extend(len(tree["left_children"]) for tree in trees)
+        tree_starts.append(tree_starts[-1] + len(trees))
+        base_scores.append(_base_score(model))
+        del model, gbtree, trees
+    left, right, split_indices, split_conditions, default_left = (np.concatenate(values) for values in fields.values())
+    node_starts = np.cumsum([0, *tree_sizes])
+    depths = _tree_depths(left, right, node_starts)
+    if depths.size and depths.max() > MAX_DEPTH:
+        raise UnsupportedModel(_problem(f"trees deeper than {MAX_DEPTH} levels"))
+    max_depth = int(depths.max(initial=0))
+    shape = (len(tree_sizes), max(2 ** max_depth - 1, 1))
+    layout = {"n_features": np.array(n_features), "base_scores": np.array(base_scores, dtype=np.float32),
+              "tree_starts": np.array(tree_starts, dtype=np.int64), "depths": depths,
+              "features": np.zeros(shape, dtype=np.int32), "thresholds": np.zeros(shape, dtype=np.float32),
+              "default_left": np.zeros(shape, dtype=np.uint8),
+              "leaves": np.zeros((len(tree_sizes), 2 ** max_depth), dtype=np.float32)}
+    # split_conditions are parsed as float64, then rounded: exact for the float32 values xgboost writes.
+    _fill_complete(left, right, split_indices.astype(np.int32), split_conditions.astype(np.float32),
+                   default_left.astype(np.uint8), node_starts, depths, layout["features"], layout["thresholds"],
+                   layout["default_left"], layout["leaves"])
+    return layout
+
+
+def _booster_model(booster) -> dict:
     """An ``xgboost.Booster``'s own JSON model, as a dict."""
     return msgspec.json.decode(booster.save_raw(raw_format="json"))
 
@@ -137,13 +207,6 @@ def _base_score(model: dict) -> np.float32:
     if len(value) != 1:
         raise UnsupportedModel(_problem(f"{len(value)} base scores (one output per booster only)"))
     return np.float32(float(value[0]))
-
-
-def _concatenated(trees: list[dict], name: str, dtype) -> np.ndarray:
-    """One node field of every tree, end to end (float fields parsed as float64, then rounded: exact for the
-    float32 values xgboost writes)."""
-    values = itertools.chain.from_iterable(tree[name] for tree in trees)
-    return np.array(list(values), dtype=np.float64 if dtype == np.float32 else dtype).astype(dtype)
 
 
 @numba.njit(cache=True)

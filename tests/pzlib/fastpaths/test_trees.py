@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from xgboost import XGBRegressor
 
-from pzlib.fastpaths.trees import MAX_DEPTH, CompiledForest, UnsupportedModel, booster_model
+from pzlib.fastpaths.trees import MAX_DEPTH, CompiledForest, UnsupportedModel
 
 ROWS = 3_000
 
@@ -25,10 +25,14 @@ def _fitted(data, **params) -> XGBRegressor:
     return XGBRegressor(n_estimators=30, nthread=1, **params).fit(features, target)
 
 
-def _forest(*regressors, iteration_ranges=None) -> CompiledForest:
+def _boosters(*regressors, iteration_ranges=None) -> list[tuple]:
     ranges = iteration_ranges or [(0, 0)] * len(regressors)
-    return CompiledForest([(booster_model(regressor.get_booster()), iteration_range, regressor.missing)
-                           for regressor, iteration_range in zip(regressors, ranges, strict=True)])
+    return [(regressor.get_booster(), iteration_range, regressor.missing)
+            for regressor, iteration_range in zip(regressors, ranges, strict=True)]
+
+
+def _forest(*regressors, iteration_ranges=None) -> CompiledForest:
+    return CompiledForest(_boosters(*regressors, iteration_ranges=iteration_ranges))
 
 
 def test_predictions_are_xgboosts_bit_for_bit(data):
@@ -76,7 +80,7 @@ def test_models_it_cannot_lay_out_are_named(data, params, missing, problem):
         target = (target > 0).astype(float)
     regressor = XGBRegressor(**{"n_estimators": 5, "nthread": 1, **params}).fit(features, target)
     with pytest.raises(UnsupportedModel, match=f"cannot evaluate this model: .*{problem}"):
-        CompiledForest([(booster_model(regressor.get_booster()), (0, 0), missing)])
+        CompiledForest([(regressor.get_booster(), (0, 0), missing)])
 
 
 def test_categorical_splits_are_named():
@@ -88,10 +92,27 @@ def test_categorical_splits_are_named():
     regressor = XGBRegressor(n_estimators=5, enable_categorical=True, tree_method="hist", nthread=1)
     regressor.fit(frame, target)
     with pytest.raises(UnsupportedModel, match="cannot evaluate this model: categorical splits"):
-        CompiledForest([(booster_model(regressor.get_booster()), (0, 0), np.nan)])
+        CompiledForest([(regressor.get_booster(), (0, 0), np.nan)])
 
 
 def test_features_of_the_wrong_shape_are_refused(data):
     forest = _forest(_fitted(data, max_depth=2))
     with pytest.raises(ValueError, match=r"features must be \(rows, 5\), got shape \(10, 4\)"):
         forest.predict(data[0][:10, :4])
+
+
+def test_layout_is_cached_per_model(data, tmp_path):
+    first, second = _fitted(data, max_depth=3), _fitted(data, max_depth=4)
+    built = CompiledForest(_boosters(first), cache_dir=tmp_path)
+    [cached] = tmp_path.glob("*.npz")
+    loaded = CompiledForest(_boosters(first), cache_dir=tmp_path)
+    np.testing.assert_array_equal(loaded.predict(data[0]), built.predict(data[0]))
+    np.testing.assert_array_equal(loaded.leaves, built.leaves)
+    CompiledForest(_boosters(second), cache_dir=tmp_path)  # another model: another file
+    assert len(list(tmp_path.glob("*.npz"))) == 2
+    assert not list(tmp_path.glob(".*"))  # no staging file left behind
+    cached.write_bytes(b"not a layout")  # a damaged file is built again and replaced
+    np.testing.assert_array_equal(CompiledForest(_boosters(first), cache_dir=tmp_path).predict(data[0]),
+                                  built.predict(data[0]))
+    with np.load(cached) as replaced:
+        np.testing.assert_array_equal(replaced["leaves"], built.leaves)
