@@ -92,9 +92,11 @@ class Cluster:
                                  "Airflow connection of type ssh")
         extra = connection.extra_dejson
         problem = None
-        for name in ("jump_conn_id", "python", "pythonpath"):
+        for name in ("jump_conn_id", "python"):
             if extra.get(name) is not None and not (isinstance(extra[name], str) and extra[name]):
                 problem = f"extra {name}: must be a non-empty string"
+        if extra.get("pythonpath") is not None and not isinstance(extra["pythonpath"], str):
+            problem = "extra pythonpath: must be a string (\"\": add nothing to the jobs' PYTHONPATH)"
         environment = extra.get("environment") or {}
         if not isinstance(environment, dict) or not all(isinstance(value, str) for value in environment.values()):
             problem = "extra environment: must be an object of variable names to string values"
@@ -120,7 +122,11 @@ class Cluster:
         connecting."""
         _ssh_hook(self.conn_id)
         if self.jump_conn_id:
-            Cluster.from_connection(_get_connection(self.jump_conn_id)).check()
+            jump = Cluster.from_connection(_get_connection(self.jump_conn_id))
+            if jump.jump_conn_id:
+                raise SSHConfigError(f"connection {self.conn_id!r}: its jump host {jump.conn_id!r} has a jump host of "
+                                     "its own (one jump host is supported)")
+            jump.check()
 
     def connect(self, opened: ExitStack) -> paramiko.SSHClient:
         """Connect with the provider's hook, through the jump host's when there is one (:data:`pzlib.cluster.ssh.

@@ -106,6 +106,13 @@ def test_an_unreachable_cluster_is_unavailable_naming_it(define, slurm_cluster):
                                              "port 9):")
 
 
+def test_a_chain_of_jump_hosts_is_refused(define, slurm_cluster, cluster_connections):
+    behind = define(slurm_cluster.airflow_connection("pz_twice", jump_conn_id=cluster_connections["jump"]))
+
+    with pytest.raises(SSHConfigError, match="its jump host 'pz_test_jump' has a jump host of its own"):
+        cluster(behind)
+
+
 def test_an_undefined_connection_is_named():
     with pytest.raises(SSHConfigError, match="cluster connection 'pz_nowhere' is not defined"):
         cluster("pz_nowhere")
@@ -123,7 +130,8 @@ def test_a_runs_clusters_are_checked_as_params_without_connecting(define, slurm_
 
 def test_the_cluster_settings_come_from_the_connections_extra(define, slurm_cluster):
     apollo = define(slurm_cluster.airflow_connection(
-        "pz_apollo", python="/opt/pz/bin/python", environment={"PZ_STATE_DIR": "/scratch"}, poll_interval=3,
+        "pz_apollo", python="/opt/pz/bin/python", pythonpath="", environment={"PZ_STATE_DIR": "/scratch"},
+        poll_interval=3,
         resources={"partition": slurm_cluster.second_partition, "account": "lsst", "fzboost": {"mem": "8G"}}))
 
     found = cluster(apollo)
@@ -131,6 +139,7 @@ def test_the_cluster_settings_come_from_the_connections_extra(define, slurm_clus
 
     assert (found.python, found.environment, found.poll_interval_s) == ("/opt/pz/bin/python",
                                                                         {"PZ_STATE_DIR": "/scratch"}, 3.0)
+    assert backend.pythonpath == ""  # nothing added to the jobs' PYTHONPATH
     fzboost = resources_for({"account": "des"}, "fzboost", backend.resources)
     assert (fzboost.partition, fzboost.account, fzboost.mem) == (slurm_cluster.second_partition, "des", "8G")
 
@@ -140,6 +149,7 @@ def test_the_cluster_settings_come_from_the_connections_extra(define, slurm_clus
     ({"environment": ["A=1"]}, "extra environment: must be an object"),
     ({"poll_interval": 0}, "extra poll_interval: must be a positive number of seconds, got 0"),
     ({"jump_conn_id": "pz_self"}, "extra jump_conn_id: names the connection itself"),
+    ({"pythonpath": 1}, "extra pythonpath: must be a string"),
 ])  # fmt: skip
 def test_bad_cluster_settings_are_named(define, slurm_cluster, extra, problem):
     bad = define(slurm_cluster.airflow_connection("pz_self", **extra))
