@@ -1,5 +1,5 @@
-"""Fast estimate paths: RAIL's BPZ-lite and FlexZBoost answers from RAIL-trained models, at a fraction of
-the cost.
+"""Fast estimate paths: RAIL's BPZ-lite, FlexZBoost, TPZ and KNN answers from RAIL-trained models, at a
+fraction of the cost.
 
 RAIL stays the trainer and the reference. A fast estimator is built once per process from the unpickled
 RAIL model and the same stage options dict the stock RAIL stage is made with, and maps a batch of stage I
@@ -28,12 +28,14 @@ from pzlib.fastpaths.tpz import FastTPZlite
 FAST_ESTIMATORS = {"bpz": FastBPZlite, "fzboost": FastFlexZBoost, "tpz": FastTPZlite, "knn": FastKNearNeigh}
 """Estimators with a fast path, by their pzlib short names."""
 
-__all__ = ["FAST_ESTIMATORS", "FastBPZlite", "FastFlexZBoost", "FastResult", "interp_normalize",
-           "make_fast_estimator", "stage_config"]
+__all__ = ["FAST_ESTIMATORS", "FastBPZlite", "FastFlexZBoost", "FastKNearNeigh", "FastResult", "FastTPZlite",
+           "interp_normalize", "make_fast_estimator", "stage_config"]
 
 
-def make_fast_estimator(estimator: str, model, options: dict) -> FastBPZlite | FastFlexZBoost:
-    """The fast path of ``estimator`` ('bpz' or 'fzboost') for an unpickled RAIL model and stage options.
+def make_fast_estimator(estimator: str, model,
+                        options: dict) -> FastBPZlite | FastFlexZBoost | FastTPZlite | FastKNearNeigh:
+    """The fast path of ``estimator`` (a key of :data:`FAST_ESTIMATORS`) for an unpickled RAIL model and stage
+    options.
 
     Raises
     ------
