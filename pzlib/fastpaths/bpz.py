@@ -95,7 +95,6 @@ class FastBPZlite:
         self._n_templates = templates.shape[1]
         # Band-major, template-then-redshift cells: the compiled loops run along contiguous redshifts.
         self._templates = np.ascontiguousarray(templates.transpose(2, 1, 0).reshape(templates.shape[2], -1))
-        self._templates_squared = self._templates**2
         self._prior = _Prior(model["priormodel"], self.grid, no_prior=config["no_prior"])
         if self._prior.template_type.size != self._n_templates:
             raise ValueError(f"the prior's nt_array {model['priormodel']['nt_array']} does not add up to the "
@@ -139,8 +138,8 @@ class FastBPZlite:
             block = slice(start, min(start + self.block_rows, n_objects))
             size = block.stop - block.start
             likelihood = exponents[: size * n_cells].reshape(size, n_cells)
-            _chi2_exponents(flux[block], flux_err[block], self._templates, self._templates_squared,
-                            faint_ratio, eps, -2 * eeps, likelihood)
+            _chi2_exponents(flux[block], flux_err[block], self._templates, faint_ratio, eps, -2 * eeps,
+                            likelihood)
             prior_by_type, type_fraction, prior_index = self._prior.tables(prior, block, exponents[size * n_cells:])
             used = size * n_cells + (0 if self._prior.no_prior else prior_by_type.size)
             np.exp(exponents[:used], out=exponents[:used])
@@ -281,7 +280,7 @@ FUSED_BANDS = 6
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, eps, chi2_clip, out):
+def _chi2_exponents(flux, flux_err, templates, faint_ratio, eps, chi2_clip, out):
     """-½ · clip(χ² − min χ², 0, chi2_clip) per (object, redshift·template cell), desc_bpz's ``p_c_z_t``.
 
     ``flux``/``flux_err`` keep the input precision: f/σ and σ² are computed in it (float32 in, float32
@@ -289,7 +288,8 @@ def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, e
     sums multiply by 1/σ² instead of dividing each cell by σ² (the division bounded the loop's speed); the
     results differ from desc_bpz's in the last bits only. An object with at most :data:`FUSED_BANDS` observed
     bands sums them for each cell in registers (:func:`_chi2_fused`), others through per-cell arrays; both add
-    band by band from 0.0, so they give the same bits.
+    band by band from 0.0, so they give the same bits. A template flux is squared where it is used (T·T, the
+    bits of NumPy's T**2): reading a table of squares besides the templates made the loop wait on memory.
     """
     n_objects, n_bands = flux.shape
     n_cells = templates.shape[1]
@@ -320,7 +320,7 @@ def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, e
         inverse[n_observed:] = 0.0
         row = out[obj]
         if n_observed <= FUSED_BANDS:
-            _chi2_fused(templates, templates_squared, zeros, observed, scaled, inverse, n_observed, foo64, eps, row)
+            _chi2_fused(templates, zeros, observed, scaled, inverse, n_observed, foo64, eps, row)
         else:
             cross[:] = 0.0
             square[:] = 0.0
@@ -328,7 +328,7 @@ def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, e
                 band, weight, inverse_variance = observed[index], scaled[index], inverse[index]
                 for cell in range(n_cells):
                     cross[cell] += weight * templates[band, cell]
-                    square[cell] += templates_squared[band, cell] * inverse_variance
+                    square[cell] += (templates[band, cell] * templates[band, cell]) * inverse_variance
             for cell in range(n_cells):
                 if square[cell] == 0.0:
                     row[cell] = foo64
@@ -345,7 +345,7 @@ def _chi2_exponents(flux, flux_err, templates, templates_squared, faint_ratio, e
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _chi2_fused(templates, templates_squared, zeros, observed, scaled, inverse, n_observed, foo64, eps, row):
+def _chi2_fused(templates, zeros, observed, scaled, inverse, n_observed, foo64, eps, row):
     """χ² per cell into ``row`` for up to :data:`FUSED_BANDS` observed bands, each cell's sums kept in
     registers. Missing bands are padded with 0·0 terms after the observed ones: adding +0.0 leaves a sum's
     bits as they are (a −0.0 becomes +0.0, which only enters squared or compared with 0)."""
@@ -355,20 +355,14 @@ def _chi2_fused(templates, templates_squared, zeros, observed, scaled, inverse, 
                               _band_row(templates, observed, n_observed, zeros, 3),
                               _band_row(templates, observed, n_observed, zeros, 4),
                               _band_row(templates, observed, n_observed, zeros, 5))
-    q0, q1, q2, q3, q4, q5 = (_band_row(templates_squared, observed, n_observed, zeros, 0),
-                              _band_row(templates_squared, observed, n_observed, zeros, 1),
-                              _band_row(templates_squared, observed, n_observed, zeros, 2),
-                              _band_row(templates_squared, observed, n_observed, zeros, 3),
-                              _band_row(templates_squared, observed, n_observed, zeros, 4),
-                              _band_row(templates_squared, observed, n_observed, zeros, 5))
     s0, s1, s2, s3, s4, s5 = scaled[0], scaled[1], scaled[2], scaled[3], scaled[4], scaled[5]
     i0, i1, i2, i3, i4, i5 = inverse[0], inverse[1], inverse[2], inverse[3], inverse[4], inverse[5]
     for cell in range(row.size):
+        f0, f1, f2, f3, f4, f5 = t0[cell], t1[cell], t2[cell], t3[cell], t4[cell], t5[cell]
         # Left to right, band by band, as the per-cell arrays add them.
-        cross = (0.0 + s0 * t0[cell] + s1 * t1[cell] + s2 * t2[cell] + s3 * t3[cell] + s4 * t4[cell]
-                 + s5 * t5[cell])
-        square = (0.0 + q0[cell] * i0 + q1[cell] * i1 + q2[cell] * i2 + q3[cell] * i3 + q4[cell] * i4
-                  + q5[cell] * i5)
+        cross = 0.0 + s0 * f0 + s1 * f1 + s2 * f2 + s3 * f3 + s4 * f4 + s5 * f5
+        square = (0.0 + (f0 * f0) * i0 + (f1 * f1) * i1 + (f2 * f2) * i2 + (f3 * f3) * i3 + (f4 * f4) * i4
+                  + (f5 * f5) * i5)
         row[cell] = foo64 if square == 0.0 else foo64 - (cross * cross) / (square + eps)
 
 
