@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import math
 import os
 import tempfile
@@ -28,6 +29,8 @@ from pathlib import Path
 import msgspec
 import numba
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 MAX_DEPTH = 12
 """Deepest tree laid out complete (4,095 nodes; RAIL's FlexZBoost trains depth 8)."""
@@ -74,7 +77,10 @@ class CompiledForest:
         if layout is None:
             layout = _build_layout(boosters)
             if path is not None:
-                _save_layout(path, layout)
+                try:
+                    _save_layout(path, layout)
+                except OSError as error:  # a read-only or full cache only costs the next process the build
+                    log.warning("could not keep the tree layout in %s: %s", path.parent, error)
         self.n_features = int(layout["n_features"])
         self.base_scores, self.tree_starts, self.depths = (layout[name] for name in ("base_scores", "tree_starts",
                                                                                      "depths"))

@@ -116,3 +116,12 @@ def test_layout_is_cached_per_model(data, tmp_path):
                                   built.predict(data[0]))
     with np.load(cached) as replaced:
         np.testing.assert_array_equal(replaced["leaves"], built.leaves)
+
+
+def test_an_unwritable_cache_only_costs_the_build(data, tmp_path, caplog):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    regressor = _fitted(data, max_depth=3)
+    forest = CompiledForest(_boosters(regressor), cache_dir=blocker / "trees")
+    np.testing.assert_array_equal(forest.predict(data[0])[:, 0], regressor.predict(data[0]))
+    assert "could not keep the tree layout" in caplog.text
