@@ -208,9 +208,14 @@ def _result(completed_stdout: str, side: str, returncode: int, stderr: str) -> d
 
 def _run_side(side: str, estimator: str, model_path: Path, input_path: Path, output_path: Path,
               batch_rows: int) -> dict:
-    """One side in a fresh interpreter, so peak RSS and import state are its own."""
+    """One side in a fresh interpreter, so peak RSS and import state are its own. Each side runs as it runs in
+    production: stock RAIL with its own threads and joblib workers, ours single-threaded as a stage III worker (a
+    second OpenBLAS thread would add CPU-seconds to its matrix product and no speed)."""
+    from pzlib.cluster.local import thread_environment
+
+    environment = {**os.environ, **thread_environment(1)} if side == "ours" else None
     completed = subprocess.run(_side_command(side, estimator, model_path, [input_path], [output_path], batch_rows),
-                               capture_output=True, text=True)
+                               capture_output=True, text=True, env=environment)
     return _result(completed.stdout, side, completed.returncode, completed.stderr)
 
 
@@ -334,7 +339,7 @@ def format_report(report: dict) -> str:
     from pzlib.bench.stage1 import format_stage1
 
     lines = [f"pz bench: {report['estimator']} on {report['rows']:,} objects ({Path(report['input']).name}), "
-             f"one process each, best stream of {report['repeats']} interleaved runs "
+             f"one process each (ours single-threaded), best stream of {report['repeats']} interleaved runs "
              f"(load average {report['load_average'][0]:.1f} → {report['load_average'][-1]:.1f})"]
     lines.append(f"  {'':6s} {'objects/s':>10s} {'obj/CPU-s':>10s} {'setup':>7s} {'peak RSS':>10s} {'bytes/obj':>10s} "
                  f"{'σ_NMAD':>8s} {'outliers':>9s} {'bias':>8s}")
