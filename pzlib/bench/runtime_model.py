@@ -150,6 +150,9 @@ class ScalingRun:
     peak_rss_mib: float
     load_average: float
     """The machine's 1-minute load average when the run started (the measurements share the machine)."""
+    setup_seconds: float | None = None
+    """Part of ``seconds`` spent before the first row: model load and one warm-up batch (numba's cache, BPZ's
+    templates). A long-lived worker pays it once, not per partition; None in files written before it was kept."""
 
 
 @dataclass
@@ -181,6 +184,21 @@ class EstimatorScaling:
         return largest.output_bytes / largest.rows
 
     @property
+    def stream_fit(self) -> LinearFit | None:
+        """``seconds − setup = a′ + b·rows``: a partition's cost in a worker that has its model loaded (fitted
+        apart from the setup, whose noise would otherwise swamp b at small sizes); None without recorded setups."""
+        if self.setup_s is None:
+            return None
+        return fit_linear([run.rows for run in self.runs], [run.seconds - run.setup_seconds for run in self.runs])
+
+    @property
+    def setup_s(self) -> float | None:
+        """Median seconds of model load and warm-up (the part of ``a`` a long-lived worker pays once); None
+        when the runs did not record it."""
+        setups = [run.setup_seconds for run in self.runs]
+        return None if None in setups else float(np.median(setups))
+
+    @property
     def process_startup_s(self) -> float:
         """Median seconds a fresh process spends outside the measured work (interpreter start, imports)."""
         return float(np.median([run.process_seconds - run.seconds for run in self.runs]))
@@ -202,7 +220,7 @@ class ScalingResult:
             fit = scaling.fit
             estimators[name] = {**asdict(scaling), "fit": asdict(fit), "objects_per_second": fit.objects_per_second,
                                 "bytes_per_object": scaling.bytes_per_object,
-                                "process_startup_s": scaling.process_startup_s}
+                                "process_startup_s": scaling.process_startup_s, "setup_s": scaling.setup_s}
         return {"format": FORMAT_VERSION, "estimators": estimators}
 
 
@@ -317,7 +335,7 @@ def _measure_in_fresh_process(estimator: str, model_path: Path, input_path: Path
     figures = json.loads(completed.stdout.strip().splitlines()[-1])
     return ScalingRun(rows=figures["rows"], seconds=figures["seconds"], process_seconds=process_seconds,
                       output_bytes=figures["bytes"], peak_rss_mib=figures["peak_rss"] / 2**20,
-                      load_average=load_average)
+                      load_average=load_average, setup_seconds=figures["setup_seconds"])
 
 
 def measure_scaling(config: ScalingConfig, on_run: Callable[[str, ScalingRun], None] | None = None) -> ScalingResult:
@@ -365,10 +383,15 @@ def measure_scaling(config: ScalingConfig, on_run: Callable[[str, ScalingRun], N
 
 @dataclass(frozen=True)
 class PartitionOverhead:
-    """Orchestration seconds per partition on top of its compute, and where the figure comes from."""
+    """Orchestration seconds on top of the compute, and where the figures come from."""
 
     seconds: float
+    """Per partition: what stage III does around the engine's work (input row count, output validation,
+    SHA-256, progress markers)."""
     source: str
+    array_seconds: float = 0.0
+    """Once per job array, outside its workers' partition loops: submission, scheduling, worker process start
+    and imports, process exit, noticing the end (polling), settlement."""
 
 
 MEASURED_OVERHEADS = {
@@ -433,6 +456,10 @@ class ForecastConfig:
     """Orchestration seconds per partition; None takes the backend's measured figure."""
     estimators: tuple[str, ...] | None = None
     """Estimators to forecast (each runs over all objects); None: every one in the scaling file."""
+    long_lived_workers: bool | None = None
+    """Whether each core runs one worker process through its share of partitions, paying model load once (a
+    Slurm job array) rather than a fresh process per partition (the local backend's mapped tasks); None:
+    True for backend 'slurm'."""
 
     def __post_init__(self):
         self.objects = _check_count("objects", self.objects)
@@ -443,6 +470,8 @@ class ForecastConfig:
             raise ValueError(f"overhead_s_per_partition must be zero or more seconds, got {overhead!r}")
         if self.estimators is not None:
             self.estimators = tuple(self.estimators)
+        if self.long_lived_workers is None:
+            self.long_lived_workers = self.backend == "slurm"
 
     def overhead(self, measured: dict[str, PartitionOverhead]) -> PartitionOverhead:
         """The user's figure if given, else the backend's entry of ``measured``."""
@@ -463,13 +492,20 @@ class EstimatorForecast:
     objects_per_second_per_core: float
     partitions: int
     partition_seconds: float
-    """One full partition: a + b·partition_rows + overhead."""
+    """One full partition: a + b·partition_rows + overhead in a fresh process, a′ + b·partition_rows + overhead
+    in a long-lived worker that has its model loaded."""
     core_hours: float
-    """Σ over partitions of (a + b·rows + overhead), in hours of one core."""
+    """Σ over partitions of their seconds, plus each worker's setup, in hours of one core."""
     waves: int
     """Rounds of partitions: ceil(partitions / cores); each core works through at most this many."""
     wall_seconds: float
-    """waves × partition_seconds."""
+    """array_seconds + worker_setup_seconds + waves × partition_seconds."""
+    workers: int
+    """Long-lived worker processes, one per core in use (0: a fresh process per partition)."""
+    worker_setup_seconds: float
+    """Model load and warm-up, once per long-lived worker (inside ``partition_seconds`` otherwise)."""
+    array_seconds: float
+    """The backend's overhead once per run (see :class:`PartitionOverhead`)."""
     bytes_per_object: float
     storage_bytes: float
 
@@ -508,11 +544,15 @@ def forecast(scaling: ScalingResult, config: ForecastConfig,
              overheads: dict[str, PartitionOverhead] | None = None) -> Forecast:
     """Wall time, core-hours and storage of stage III for ``config.objects`` objects on ``config.cores`` cores.
 
-    Each estimator runs over every object. Partitions hold ``partition_rows`` rows (the last one the rest);
-    one partition costs ``a + b·rows + overhead`` seconds on one core, and the cores work through the
-    partitions in ``ceil(partitions / cores)`` rounds. Throughput per core is assumed to hold on every core
-    (the measured runs are single-threaded). ``overheads`` are the measured per-partition overheads per
-    backend (default: :func:`load_overheads`).
+    Each estimator runs over every object. Partitions hold ``partition_rows`` rows (the last one the rest) and
+    the cores work through them in ``waves = ceil(partitions / cores)`` rounds. With a fresh process per
+    partition, one costs ``a + b·rows + overhead`` on one core and the wall time is ``waves`` of them. With
+    long-lived workers (a Slurm job array: one worker per core through its share), the model load and warm-up
+    ``s`` is paid once per worker, so a partition costs ``a′ + b·rows + overhead`` (``a′ + b·rows`` fitted to
+    the measured seconds less ``s``: :attr:`EstimatorScaling.stream_fit`) and the wall time is
+    ``array overhead + s + waves × that``. Throughput per core is assumed to hold on every core
+    (the measured runs are single-threaded). ``overheads`` are the measured overheads per backend (default:
+    :func:`load_overheads`).
 
     Raises
     ------
@@ -529,19 +569,26 @@ def forecast(scaling: ScalingResult, config: ForecastConfig,
     partitions = -(-config.objects // config.partition_rows)
     waves = -(-partitions // config.cores)
     items, sources = [], {}
+    workers = min(partitions, config.cores) if config.long_lived_workers else 0
+    array_seconds = overhead.array_seconds
     for name in names:
         measured = scaling.estimators[name]
-        fit = measured.fit
+        # A long-lived worker loads the model once (files written before the setup was recorded: the whole of a
+        # per partition, as a fresh process pays it).
+        setup = (measured.setup_s or 0.0) if workers else 0.0
+        fit = measured.stream_fit if workers and measured.setup_s is not None else measured.fit
         partition_seconds = fit.seconds(config.partition_rows) + overhead.seconds
         if partition_seconds <= 0:
             raise ValueError(f"{name}: the fit predicts {partition_seconds:.3g} s per {config.partition_rows:,}-row "
                              "partition; measure again over a wider range of sizes")
-        core_seconds = partitions * (fit.intercept_s + overhead.seconds) + fit.seconds_per_row * config.objects
+        core_seconds = (partitions * (fit.intercept_s + overhead.seconds)
+                        + fit.seconds_per_row * config.objects + workers * setup)
         items.append(EstimatorForecast(
             estimator=name, objects_per_second_per_core=fit.objects_per_second, partitions=partitions,
             partition_seconds=partition_seconds, core_hours=core_seconds / 3600, waves=waves,
-            wall_seconds=waves * partition_seconds, bytes_per_object=measured.bytes_per_object,
-            storage_bytes=measured.bytes_per_object * config.objects,
+            wall_seconds=array_seconds + setup + waves * partition_seconds, bytes_per_object=measured.bytes_per_object,
+            storage_bytes=measured.bytes_per_object * config.objects, workers=workers, worker_setup_seconds=setup,
+            array_seconds=array_seconds,
         ))
         sizes = ", ".join(f"{run.rows:,}" for run in measured.runs)
         sources[name] = (f"a, b fitted to runs of {sizes} rows ({measured.settings.get('engine', '?')} engine, "
@@ -618,11 +665,22 @@ def forecast_table(result: Forecast):
 def forecast_notes(result: Forecast) -> list[str]:
     """Where each figure of the forecast comes from, one line each."""
     first = result.estimators[0]
-    lines = [f"wall time = ceil({first.partitions:,} partitions / {result.config.cores:,} cores) = {first.waves:,} "
-             "rounds × s/partition; s/partition = a + b·partition_rows + overhead"
-             + ("; total: the estimators one after the other on the same cores" if len(result.estimators) > 1 else "")]
+    rounds = f"ceil({first.partitions:,} partitions / {result.config.cores:,} cores) = {first.waves:,} rounds"
+    if first.workers:
+        lines = [f"wall time = array overhead + worker setup s + {rounds} × s/partition: {first.workers:,} "
+                 "long-lived workers load the model once each; s/partition = a′ + b·partition_rows + overhead "
+                 "(a′ + b·rows fitted to the runs' seconds less s)"]
+    else:
+        lines = [f"wall time = {rounds} × s/partition, a fresh process per partition; "
+                 "s/partition = a + b·partition_rows + overhead"]
+    if len(result.estimators) > 1:
+        lines[0] += "; total: the estimators one after the other on the same cores"
     lines += [f"{name}: {source}" for name, source in result.sources.items()]
-    lines.append(f"overhead {result.overhead.seconds:.3f} s/partition: {result.overhead.source}")
+    lines += [f"{item.estimator}: worker setup s = {item.worker_setup_seconds:.2f} s (model load and warm-up, "
+              "median of the measured runs)" for item in result.estimators if item.workers]
+    lines.append(f"overhead {result.overhead.seconds:.3f} s/partition"
+                 + (f" + {result.overhead.array_seconds:.1f} s per array" if first.workers else "")
+                 + f": {result.overhead.source}")
     return lines
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -84,6 +85,71 @@ def test_forecast_arithmetic():
     assert result.total_wall_seconds == item.wall_seconds
 
 
+def scaling_with_setup(setup_s: float = 0.6) -> EstimatorScaling:
+    """Runs on seconds = a + b·rows of which ``setup_s`` is model load and warm-up."""
+    measured = exact_scaling()
+    measured.runs = [replace(run, setup_seconds=setup_s) for run in measured.runs]
+    return measured
+
+
+def test_long_lived_workers_load_the_model_once_and_pay_the_array_overhead_once():
+    setup_s, overhead_s, array_s = 0.6, 0.5, 20.0
+    scaling = ScalingResult({"bpz": scaling_with_setup(setup_s)})
+    overheads = {"slurm": PartitionOverhead(overhead_s, "measured", array_seconds=array_s)}
+    result = forecast(scaling, ForecastConfig(objects=1_200_000, cores=2, partition_rows=10_000), overheads)
+    (item,) = result.estimators
+    per_partition = A_S - setup_s + B_S_PER_ROW * 10_000 + overhead_s
+    assert (item.partitions, item.waves, item.workers) == (120, 60, 2)
+    assert item.worker_setup_seconds == pytest.approx(setup_s)
+    assert item.partition_seconds == pytest.approx(per_partition)
+    assert item.wall_seconds == pytest.approx(array_s + setup_s + 60 * per_partition)
+    assert item.core_hours == pytest.approx((120 * (A_S - setup_s + overhead_s) + B_S_PER_ROW * 1_200_000
+                                             + 2 * setup_s) / 3600)
+    notes = "\n".join(runtime_model.forecast_notes(result))
+    assert "2 long-lived workers" in notes and "20.0 s per array" in notes and "setup s = 0.60 s" in notes
+
+
+def test_workers_are_at_most_one_per_partition_and_the_longest_share_sets_the_rounds():
+    scaling = ScalingResult({"bpz": scaling_with_setup()})
+    overheads = {"slurm": PartitionOverhead(0.0, "measured", array_seconds=0.0)}
+    few = forecast(scaling, ForecastConfig(objects=30_000, cores=8, partition_rows=10_000), overheads)
+    assert (few.estimators[0].workers, few.estimators[0].waves) == (3, 1)
+    uneven = forecast(scaling, ForecastConfig(objects=50_000, cores=2, partition_rows=10_000), overheads)
+    assert (uneven.estimators[0].workers, uneven.estimators[0].waves) == (2, 3)
+
+
+def test_a_fresh_process_per_partition_pays_a_each_time():
+    scaling = ScalingResult({"bpz": scaling_with_setup()})
+    overheads = {"local": PartitionOverhead(2.0, "measured")}
+    result = forecast(scaling, ForecastConfig(objects=1_200_000, cores=2, partition_rows=10_000, backend="local"),
+                      overheads)
+    (item,) = result.estimators
+    assert result.config.long_lived_workers is False and item.workers == 0
+    assert item.wall_seconds == pytest.approx(60 * (A_S + B_S_PER_ROW * 10_000 + 2.0))
+    assert "a fresh process per partition" in runtime_model.forecast_notes(result)[0]
+
+
+def test_without_a_recorded_setup_a_worker_pays_a_per_partition():
+    """Scaling files from before the setup was recorded: the conservative figure, a per partition."""
+    overheads = {"slurm": PartitionOverhead(0.5, "measured", array_seconds=20.0)}
+    result = forecast(ScalingResult({"bpz": exact_scaling()}),
+                      ForecastConfig(objects=1_200_000, cores=2, partition_rows=10_000), overheads)
+    (item,) = result.estimators
+    assert item.worker_setup_seconds == 0.0
+    assert item.wall_seconds == pytest.approx(20.0 + 60 * (A_S + B_S_PER_ROW * 10_000 + 0.5))
+
+
+def test_the_stream_fit_leaves_the_setup_out():
+    measured = exact_scaling()
+    noisy_setups = [0.9, 0.5, 0.7]  # the setup's noise would swamp b at small sizes; the stream fit drops it
+    measured.runs = [replace(run, seconds=run.seconds - A_S + setup, setup_seconds=setup)
+                     for run, setup in zip(measured.runs, noisy_setups, strict=True)]
+    assert measured.setup_s == pytest.approx(0.7)
+    assert measured.stream_fit.intercept_s == pytest.approx(0.0, abs=1e-9)
+    assert measured.stream_fit.seconds_per_row == pytest.approx(B_S_PER_ROW)
+    assert exact_scaling().stream_fit is None and exact_scaling().setup_s is None
+
+
 def test_forecast_adds_estimators_run_one_after_the_other():
     scaling = ScalingResult({"bpz": exact_scaling("bpz"), "fzboost": exact_scaling("fzboost", b=50e-6)})
     result = forecast(scaling, ForecastConfig(objects=1_000_000, cores=4, overhead_s_per_partition=0.0))
@@ -143,6 +209,10 @@ def test_scaling_file_round_trip(tmp_path):
     path = save_scaling(result, tmp_path / "bench" / "scaling.json")
     loaded = load_scaling(path)
     assert loaded.estimators.keys() == {"bpz", "fzboost"}
+    assert loaded.estimators["bpz"].setup_s is None  # written before setups were recorded: still readable
+    with_setup = save_scaling(ScalingResult({"bpz": scaling_with_setup(0.6)}), tmp_path / "setup.json")
+    assert load_scaling(with_setup).estimators["bpz"].setup_s == pytest.approx(0.6)
+    assert json.loads(with_setup.read_text())["estimators"]["bpz"]["setup_s"] == pytest.approx(0.6)
     assert loaded.estimators["bpz"].runs == result.estimators["bpz"].runs
     assert loaded.estimators["fzboost"].fit == result.estimators["fzboost"].fit
     stored = json.loads(path.read_text())["estimators"]["bpz"]
