@@ -9,7 +9,8 @@
   (stock stages vs the fast paths), :mod:`~pzlib.bench.validation` (validation vs estimate),
   :mod:`~pzlib.bench.crossmatch` (the TSM task path vs lsdb), :mod:`~pzlib.bench.cluster` (Slurm submission and
   polling), :mod:`~pzlib.bench.transfer` (delivery to S3 vs an ``upload_file`` loop) and
-  :mod:`~pzlib.bench.airflow_tasks` (the local Airflow backend's per-task overhead).
+  :mod:`~pzlib.bench.airflow_tasks` (the local Airflow backend's per-task overhead) and
+  :mod:`~pzlib.bench.forecast_check` (``pz forecast`` against a real 120-partition stage III on Slurm).
 
 This is a face of the platform, like the ``pz`` command: nothing else in pzlib imports it.
 """

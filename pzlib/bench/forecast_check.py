@@ -1,7 +1,7 @@
 """The runtime model against a real run: ``pz forecast``'s wall time for stage III next to the measured wall time
 of the same stage III, ≥ 100 partitions on the Slurm test cluster (scripts/cluster/up.sh), in one command.
 
-    .venv/bin/python scripts/bench_forecast.py [--partitions 120] [--partition-rows 5000] [--estimator bpz]
+    .venv/bin/python scripts/bench_forecast.py [--partitions 120] [--partition-rows 2000] [--estimator bpz]
 
 One run does, in this order (the machine's load average is recorded before and after each step):
 
@@ -17,12 +17,16 @@ One run does, in this order (the machine's load average is recorded before and a
    run's ``timings.jsonl``, written by the workers; each worker's first partition left out, it also sets the
    output validation up and warms the estimator); the *per-partition overhead* is that pace less
    the engine's ``a′ + b·rows``: what stage III adds per partition (input row count, output validation,
-   SHA-256, markers); the *per-array overhead* is the array's wall time (submission to settled) less the last
-   worker's partitions at that pace and less ``s``: submission, scheduling, worker process start and imports,
-   the first output validation's set-up (great_expectations), exit, noticing the end (polling every
-   ``poll_interval_s``), settlement.
+   SHA-256, markers); the *settlement* per partition is the driver's verification of the outputs once the array
+   has ended, divided by its partitions; the *per-array overhead* is the array's wall time (submission to
+   settled) less the last worker's partitions at that pace, ``s`` and the settlement: submission, scheduling,
+   worker process start and imports, the first output validation's set-up (great_expectations), exit, noticing
+   the end (polling every ``poll_interval_s``).
 4. **The real run**: stage III over all partitions as one job array of long-lived workers, one per core
    (``max_concurrent`` = the cluster's CPUs), timed from submission to settled.
+
+The test cluster is shared: each array waits until no other job is on the cluster (the wait is reported, not
+timed), and the jobs found on it right after each array are reported.
 5. **The forecast**: :func:`pzlib.bench.runtime_model.forecast` for the same objects, cores and partition rows with
    the figures of 2 and 3, printed next to the measured wall time with their difference in %, and written as
    JSON.
@@ -51,7 +55,9 @@ import numpy as np
 from pzlib.config import load_settings
 
 DEFAULT_PARTITIONS = 120
-DEFAULT_PARTITION_ROWS = 5_000
+DEFAULT_PARTITION_ROWS = 2_000
+"""Small partitions keep stage III short (about a minute on the 2-core test cluster): the machine is shared, and
+the other users' load changes less between the calibration array and the run."""
 CALIBRATION_PARTITIONS_PER_WORKER = 8
 POLL_INTERVAL_S = 2.0
 """Seconds between polls of the arrays (the delay in noticing an array's end is part of its overhead)."""
@@ -161,6 +167,7 @@ def run_array(spec, paths: list[str], model_path: str, config: CheckConfig, slur
     from pzlib.compute.estimate_array import EstimateArray
 
     stage = EstimateArray(spec, config.estimator, model_path, paths, slurm, owner="forecast-check")
+    waited_s = wait_for_idle_cluster(slurm, config.poll_interval_s)
     load_before = _load()
     figures = drive(stage, config.poll_interval_s)
     if figures["arrays"] != 1 or figures["outputs"] != len(paths):
@@ -170,7 +177,27 @@ def run_array(spec, paths: list[str], model_path: str, config: CheckConfig, slur
     return {"wall_s": figures["wall_s"], "submission_s": figures["submission_s"], "settle_s": figures["settle_s"],
             "polls": len(figures["polls"]), "job_id": handle.job_id, "tasks": handle.task_count,
             "outputs": figures["outputs"], "loops": worker_loops(spec, config.estimator),
-            "load_before": load_before, "load_after": _load()}
+            "load_before": load_before, "load_after": _load(), "waited_for_idle_cluster_s": waited_s,
+            "other_jobs_after": _other_jobs(slurm)}
+
+
+IDLE_WAIT_S = 900
+
+
+def _other_jobs(slurm) -> list[str]:
+    return slurm.shell.run("squeue -h -o '%i %j %T'").stdout.split("\n")[:-1]
+
+
+def wait_for_idle_cluster(slurm, poll_interval_s: float, timeout_s: float = IDLE_WAIT_S) -> float:
+    """Wait until no job is queued or running on the cluster (the test cluster is shared: another job's tasks
+    would hold the cores the array is timed on); return the seconds waited."""
+    started = time.perf_counter()
+    while jobs := _other_jobs(slurm):
+        if time.perf_counter() - started > timeout_s:
+            raise RuntimeError(f"the cluster has been busy for {timeout_s:.0f} s (jobs: {', '.join(jobs[:5])}); "
+                               "run the check when it is free")
+        time.sleep(poll_interval_s)
+    return time.perf_counter() - started
 
 
 def measured_overhead(calibration: dict, fit, setup_s: float, partition_rows: int):
@@ -186,17 +213,19 @@ def measured_overhead(calibration: dict, fit, setup_s: float, partition_rows: in
                                      for earlier, later in itertools.pairwise(loop["spans"])]))
     engine = fit.seconds(partition_rows)
     last = max(loops, key=lambda loop: loop["spans"][-1][1])
-    array_s = calibration["wall_s"] - last["partitions"] * per_partition - setup_s
     partitions = sum(loop["partitions"] for loop in loops)
+    settle_s = calibration["settle_s"] / partitions
+    array_s = calibration["wall_s"] - last["partitions"] * per_partition - setup_s - calibration["settle_s"]
     source = (f"pzlib.bench.forecast_check calibration array {calibration['job_id']} on the Slurm test cluster at "
               f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {partitions} partitions of {partition_rows:,} rows in "
               f"{len(loops)} long-lived workers; per partition: the workers' median {per_partition:.3f} s (end to "
               f"end of successive partitions, each worker's first left out) less the engine's a′ + b·rows = "
               f"{engine:.3f} s; per array: "
               f"{calibration['wall_s']:.2f} s submission to settled less the last worker's {last['partitions']} "
-              f"partitions at that pace and the setup s = {setup_s:.2f} s, polled every "
-              f"{calibration['poll_interval_s']:g} s")
-    return PartitionOverhead(per_partition - engine, source, array_seconds=array_s), per_partition
+              f"partitions at that pace, the setup s = {setup_s:.2f} s and the settlement, polled every "
+              f"{calibration['poll_interval_s']:g} s; settlement: {calibration['settle_s']:.2f} s / {partitions}")
+    return (PartitionOverhead(per_partition - engine, source, array_seconds=array_s, settle_seconds=settle_s),
+            per_partition)
 
 
 def run_check(config: CheckConfig, say=print) -> dict:
@@ -235,7 +264,6 @@ def run_check(config: CheckConfig, say=print) -> dict:
 
     slurm = SlurmBackend(settings_from_cluster_json(config.cluster_json))
     with slurm:
-        report["other_jobs_at_start"] = slurm.shell.run("squeue -h -o '%i %j %T'").stdout.split("\n")[:-1]
         say(f"3. calibration array: {len(calibration_paths)} partitions on {cores} cores (load {_load()})")
         calibration = run_array(calibration_spec, calibration_paths, model_path, config, slurm)
         calibration["poll_interval_s"] = config.poll_interval_s
@@ -246,7 +274,6 @@ def run_check(config: CheckConfig, say=print) -> dict:
         say(f"4. the run: {len(paths)} partitions on {cores} cores (load {_load()})")
         run = run_array(spec, paths, model_path, config, slurm)
         report["run"] = run
-        report["other_jobs_at_end"] = slurm.shell.run("squeue -h -o '%i %j %T'").stdout.split("\n")[:-1]
 
     result = forecast(scaling, ForecastConfig(objects=report["objects"], cores=cores,
                                               partition_rows=config.partition_rows, backend="slurm",
@@ -278,15 +305,18 @@ def report_lines(report: dict) -> list[str]:
         f"  difference: {report['difference_pct']:+.1f}% "
         f"({'within' if report['within_tolerance'] else 'OUTSIDE'} ±{100 * TOLERANCE:.0f}%)",
         f"  forecast = array {forecast['array_seconds']:.2f} s + setup {forecast['worker_setup_seconds']:.2f} s + "
-        f"{forecast['waves']} rounds × {forecast['partition_seconds']:.3f} s/partition",
+        f"{forecast['waves']} rounds × {forecast['partition_seconds']:.3f} s/partition + settlement "
+        f"{forecast['settle_seconds']:.2f} s",
         f"  scaling: a = {scaling['a_s']:.3f} s (setup s = {scaling['setup_s']:.3f} s), b = "
         f"{scaling['b_s_per_row'] * 1e6:.2f} µs/row, R² = {scaling['r_squared']:.4f}; overhead "
         f"{overhead['seconds']:.3f} s/partition + {overhead['array_seconds']:.2f} s/array (calibration: "
         f"{calibration['seconds_per_partition']:.3f} s/partition in a worker, {calibration['wall_s']:.1f} s wall)",
         f"  load average (1 min): start {report['load_start']}, scaling {scaling['load_before']}→"
         f"{scaling['load_after']}, calibration {calibration['load_before']}→{calibration['load_after']}, run "
-        f"{run['load_before']}→{run['load_after']}, end {report['load_end']}; other cluster jobs at the run's start: "
-        f"{len(report['other_jobs_at_start'])}",
+        f"{run['load_before']}→{run['load_after']}, end {report['load_end']}; waited "
+        f"{calibration['waited_for_idle_cluster_s']:.0f} s and {run['waited_for_idle_cluster_s']:.0f} s for an idle "
+        f"cluster; other jobs on it right after the arrays: "
+        f"{len(calibration['other_jobs_after'])} and {len(run['other_jobs_after'])}",
     ]
 
 

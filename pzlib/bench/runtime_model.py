@@ -391,7 +391,10 @@ class PartitionOverhead:
     source: str
     array_seconds: float = 0.0
     """Once per job array, outside its workers' partition loops: submission, scheduling, worker process start
-    and imports, process exit, noticing the end (polling), settlement."""
+    and imports, process exit, noticing the end (polling)."""
+    settle_seconds: float = 0.0
+    """Per partition, after the array has ended: the driver verifies each output (provenance, SHA-256) one
+    after the other. Grows with the partition's bytes."""
 
 
 MEASURED_OVERHEADS = {
@@ -499,13 +502,15 @@ class EstimatorForecast:
     waves: int
     """Rounds of partitions: ceil(partitions / cores); each core works through at most this many."""
     wall_seconds: float
-    """array_seconds + worker_setup_seconds + waves × partition_seconds."""
+    """array_seconds + worker_setup_seconds + waves × partition_seconds + settle_seconds."""
     workers: int
     """Long-lived worker processes, one per core in use (0: a fresh process per partition)."""
     worker_setup_seconds: float
     """Model load and warm-up, once per long-lived worker (inside ``partition_seconds`` otherwise)."""
     array_seconds: float
     """The backend's overhead once per run (see :class:`PartitionOverhead`)."""
+    settle_seconds: float
+    """Verifying every output once the array has ended, one after the other (see :class:`PartitionOverhead`)."""
     bytes_per_object: float
     storage_bytes: float
 
@@ -550,7 +555,8 @@ def forecast(scaling: ScalingResult, config: ForecastConfig,
     long-lived workers (a Slurm job array: one worker per core through its share), the model load and warm-up
     ``s`` is paid once per worker, so a partition costs ``a′ + b·rows + overhead`` (``a′ + b·rows`` fitted to
     the measured seconds less ``s``: :attr:`EstimatorScaling.stream_fit`) and the wall time is
-    ``array overhead + s + waves × that``. Throughput per core is assumed to hold on every core
+    ``array overhead + s + waves × that``, plus the settlement of every partition by the driver once the array
+    has ended (``partitions × settle``). Throughput per core is assumed to hold on every core
     (the measured runs are single-threaded). ``overheads`` are the measured overheads per backend (default:
     :func:`load_overheads`).
 
@@ -571,6 +577,7 @@ def forecast(scaling: ScalingResult, config: ForecastConfig,
     items, sources = [], {}
     workers = min(partitions, config.cores) if config.long_lived_workers else 0
     array_seconds = overhead.array_seconds
+    settle_seconds = partitions * overhead.settle_seconds
     for name in names:
         measured = scaling.estimators[name]
         # A long-lived worker loads the model once (files written before the setup was recorded: the whole of a
@@ -586,9 +593,9 @@ def forecast(scaling: ScalingResult, config: ForecastConfig,
         items.append(EstimatorForecast(
             estimator=name, objects_per_second_per_core=fit.objects_per_second, partitions=partitions,
             partition_seconds=partition_seconds, core_hours=core_seconds / 3600, waves=waves,
-            wall_seconds=array_seconds + setup + waves * partition_seconds, bytes_per_object=measured.bytes_per_object,
-            storage_bytes=measured.bytes_per_object * config.objects, workers=workers, worker_setup_seconds=setup,
-            array_seconds=array_seconds,
+            wall_seconds=array_seconds + setup + waves * partition_seconds + settle_seconds,
+            bytes_per_object=measured.bytes_per_object, storage_bytes=measured.bytes_per_object * config.objects,
+            workers=workers, worker_setup_seconds=setup, array_seconds=array_seconds, settle_seconds=settle_seconds,
         ))
         sizes = ", ".join(f"{run.rows:,}" for run in measured.runs)
         sources[name] = (f"a, b fitted to runs of {sizes} rows ({measured.settings.get('engine', '?')} engine, "
@@ -667,9 +674,10 @@ def forecast_notes(result: Forecast) -> list[str]:
     first = result.estimators[0]
     rounds = f"ceil({first.partitions:,} partitions / {result.config.cores:,} cores) = {first.waves:,} rounds"
     if first.workers:
-        lines = [f"wall time = array overhead + worker setup s + {rounds} × s/partition: {first.workers:,} "
-                 "long-lived workers load the model once each; s/partition = a′ + b·partition_rows + overhead "
-                 "(a′ + b·rows fitted to the runs' seconds less s)"]
+        lines = [f"wall time = array overhead + worker setup s + {rounds} × s/partition + settlement: "
+                 f"{first.workers:,} long-lived workers load the model once each; s/partition = a′ + "
+                 "b·partition_rows + overhead (a′ + b·rows fitted to the runs' seconds less s); settlement = "
+                 "partitions × the driver's verification of one output"]
     else:
         lines = [f"wall time = {rounds} × s/partition, a fresh process per partition; "
                  "s/partition = a + b·partition_rows + overhead"]
@@ -679,7 +687,8 @@ def forecast_notes(result: Forecast) -> list[str]:
     lines += [f"{item.estimator}: worker setup s = {item.worker_setup_seconds:.2f} s (model load and warm-up, "
               "median of the measured runs)" for item in result.estimators if item.workers]
     lines.append(f"overhead {result.overhead.seconds:.3f} s/partition"
-                 + (f" + {result.overhead.array_seconds:.1f} s per array" if first.workers else "")
+                 + (f" + {result.overhead.array_seconds:.1f} s per array + {result.overhead.settle_seconds:.4f} s "
+                    "settlement/partition" if first.workers else "")
                  + f": {result.overhead.source}")
     return lines
 

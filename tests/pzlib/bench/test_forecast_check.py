@@ -40,6 +40,8 @@ def test_a_tiny_check_runs_both_arrays_and_reports_forecast_and_measurement(slur
     assert report["forecast_s"] == item["wall_seconds"] > 0 and report["measured_s"] == run["wall_s"] > 0
     assert report["difference_pct"] == pytest.approx(100 * (report["forecast_s"] / report["measured_s"] - 1))
     assert report["overhead"]["source"].startswith("pzlib.bench.forecast_check calibration array")
+    assert item["settle_seconds"] == pytest.approx(6 * report["overhead"]["settle_seconds"])
+    assert run["waited_for_idle_cluster_s"] >= 0 and isinstance(run["other_jobs_after"], list)
     assert [run["rows"] for run in report["scaling"]["runs"]] == [200, 20_000]
     for key in ("load_start", "load_end"):
         assert report[key] >= 0

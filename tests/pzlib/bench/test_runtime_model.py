@@ -93,16 +93,17 @@ def scaling_with_setup(setup_s: float = 0.6) -> EstimatorScaling:
 
 
 def test_long_lived_workers_load_the_model_once_and_pay_the_array_overhead_once():
-    setup_s, overhead_s, array_s = 0.6, 0.5, 20.0
+    setup_s, overhead_s, array_s, settle_s = 0.6, 0.5, 20.0, 0.01
     scaling = ScalingResult({"bpz": scaling_with_setup(setup_s)})
-    overheads = {"slurm": PartitionOverhead(overhead_s, "measured", array_seconds=array_s)}
+    overheads = {"slurm": PartitionOverhead(overhead_s, "measured", array_seconds=array_s, settle_seconds=settle_s)}
     result = forecast(scaling, ForecastConfig(objects=1_200_000, cores=2, partition_rows=10_000), overheads)
     (item,) = result.estimators
     per_partition = A_S - setup_s + B_S_PER_ROW * 10_000 + overhead_s
     assert (item.partitions, item.waves, item.workers) == (120, 60, 2)
     assert item.worker_setup_seconds == pytest.approx(setup_s)
     assert item.partition_seconds == pytest.approx(per_partition)
-    assert item.wall_seconds == pytest.approx(array_s + setup_s + 60 * per_partition)
+    assert item.settle_seconds == pytest.approx(120 * settle_s)
+    assert item.wall_seconds == pytest.approx(array_s + setup_s + 60 * per_partition + 120 * settle_s)
     assert item.core_hours == pytest.approx((120 * (A_S - setup_s + overhead_s) + B_S_PER_ROW * 1_200_000
                                              + 2 * setup_s) / 3600)
     notes = "\n".join(runtime_model.forecast_notes(result))
