@@ -42,6 +42,7 @@ def test_a_tiny_check_runs_both_arrays_and_reports_forecast_and_measurement(slur
     assert report["overhead"]["source"].startswith("pzlib.bench.forecast_check calibration array")
     assert item["settle_seconds"] == pytest.approx(6 * report["overhead"]["settle_seconds"])
     assert run["waited_for_idle_cluster_s"] >= 0 and isinstance(run["other_jobs_after"], list)
+    assert run["cpu_share"] is None or run["cpu_share"] > 0  # sacct's CPU time over elapsed
     assert [run["rows"] for run in report["scaling"]["runs"]] == [200, 20_000]
     for key in ("load_start", "load_end"):
         assert report[key] >= 0
