@@ -126,7 +126,7 @@ def test_bench_scaling_then_forecast_from_its_file(tmp_path):
     predicted = pz("forecast", "--objects", "20e9", "--cores", "2032", "--scaling-file", scaling_file,
                    "--overhead-file", tmp_path / "no_overheads.json", "--json", forecast_json)
     assert predicted.returncode == 0, predicted.stderr
-    assert "133,334" in predicted.stdout and "bench_cluster.py" in predicted.stdout
+    assert "133,334" in predicted.stdout and "bench_forecast.py" in predicted.stdout
     assert "2,000, 40,000 rows" in predicted.stdout
     (bpz,) = json.loads(forecast_json.read_text())["estimators"]
     assert bpz["estimator"] == "bpz" and bpz["partitions"] == 133_334 and bpz["waves"] == 66

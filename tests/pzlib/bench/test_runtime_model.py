@@ -165,9 +165,9 @@ def test_forecast_adds_estimators_run_one_after_the_other():
 def test_forecast_uses_the_measured_backend_overhead_and_names_its_source():
     result = forecast(ScalingResult({"bpz": exact_scaling()}), ForecastConfig(objects=10**9, cores=100))
     assert result.overhead == runtime_model.MEASURED_OVERHEADS["slurm"]
-    assert "bench_cluster.py" in result.overhead.source
+    assert "bench_forecast.py" in result.overhead.source
     notes = "\n".join(runtime_model.forecast_notes(result))
-    assert "bench_cluster.py" in notes and "10,000, 100,000, 1,000,000 rows" in notes
+    assert "bench_forecast.py" in notes and "10,000, 100,000, 1,000,000 rows" in notes
 
 
 def test_a_saved_overhead_measurement_is_used(tmp_path):
