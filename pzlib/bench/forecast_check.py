@@ -314,9 +314,10 @@ def run_check(config: CheckConfig, say=print) -> dict:
     report["within_tolerance"] = abs(report["difference_pct"]) <= 100 * TOLERANCE
     # Not the check, what explains a miss: the run's own pace in the forecast leaves only its fixed terms (array
     # overhead, setup, settlement) to differ; the pace follows the share of the cores the shared machine leaves.
-    run["seconds_per_partition"] = worker_pace(run["loops"])
-    own_pace = item.wall_seconds + item.waves * (run["seconds_per_partition"] - item.partition_seconds)
-    report["difference_at_the_runs_pace_pct"] = 100 * (own_pace - run["wall_s"]) / run["wall_s"]
+    if all(loop["partitions"] >= 2 for loop in run["loops"]):
+        run["seconds_per_partition"] = worker_pace(run["loops"])
+        own_pace = item.wall_seconds + item.waves * (run["seconds_per_partition"] - item.partition_seconds)
+        report["difference_at_the_runs_pace_pct"] = 100 * (own_pace - run["wall_s"]) / run["wall_s"]
     report["load_end"] = _load()
     report["total_s"] = time.perf_counter() - started
     if not config.keep_runs:
@@ -340,8 +341,9 @@ def report_lines(report: dict) -> list[str]:
         f"  forecast = array {forecast['array_seconds']:.2f} s + setup {forecast['worker_setup_seconds']:.2f} s + "
         f"{forecast['waves']} rounds × {forecast['partition_seconds']:.3f} s/partition + settlement "
         f"{forecast['settle_seconds']:.2f} s",
-        f"  scaling: a = {scaling['a_s']:.3f} s (setup s = {scaling['setup_s']:.3f} s), b = "
-        f"{scaling['b_s_per_row'] * 1e6:.2f} µs/row, R² = {scaling['r_squared']:.4f}; overhead "
+        f"  scaling: a = {scaling['a_s']:.3f} s, of which the setup s = {scaling['setup_s']:.3f} s; without it "
+        f"a′ = {scaling['stream_a_s']:.3f} s, b = {scaling['b_s_per_row'] * 1e6:.2f} µs/row, R² = "
+        f"{scaling['r_squared']:.4f}; overhead "
         f"{overhead['seconds']:.3f} s/partition + {overhead['array_seconds']:.2f} s/array (calibration: "
         f"{calibration['seconds_per_partition']:.3f} s/partition in a worker, {calibration['wall_s']:.1f} s wall)",
         f"  load average (1 min): start {report['load_start']}, scaling {scaling['load_before']}→"
@@ -350,10 +352,11 @@ def report_lines(report: dict) -> list[str]:
         f"{calibration['waited_for_idle_cluster_s']:.0f} s and {run['waited_for_idle_cluster_s']:.0f} s for an idle "
         f"cluster; other jobs on it right after the arrays: "
         f"{len(calibration['other_jobs_after'])} and {len(run['other_jobs_after'])}",
-        f"  the workers' pace: calibration {calibration['seconds_per_partition']:.3f} s/partition, run "
-        f"{run['seconds_per_partition']:.3f} s/partition (share of their cores, sacct CPU time / elapsed: "
-        f"{_share(calibration)} and {_share(run)}); at the run's own pace the forecast would differ by "
-        f"{report['difference_at_the_runs_pace_pct']:+.1f}%",
+        f"  the workers' pace: calibration {calibration['seconds_per_partition']:.3f} s/partition"
+        + (f", run {run['seconds_per_partition']:.3f} s/partition" if "seconds_per_partition" in run else "")
+        + f" (share of their cores, sacct CPU time / elapsed: {_share(calibration)} and {_share(run)})"
+        + (f"; at the run's own pace the forecast would differ by {report['difference_at_the_runs_pace_pct']:+.1f}%"
+           if "difference_at_the_runs_pace_pct" in report else ""),
     ]
 
 

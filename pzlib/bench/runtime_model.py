@@ -5,10 +5,12 @@ forecast a release's wall time and storage.
 stored photo-z Parquet, through :func:`pzlib.bench.compare.run_ours`, the ``estimate_partition`` path stage III uses —
 on the DC2 validation set tiled to each size (:func:`pzlib.bench.inputs.tiled_input`), each size in a fresh
 single-threaded process, and fits ``seconds = a + b·rows`` by least squares. ``a`` is what one partition costs
-whatever its size (model load, file open and close); ``b`` is the cost of one object on one core.
+whatever its size (model load, file open and close); ``b`` is the cost of one object on one core. Each run
+also records its setup (model load and warm-up), which a long-lived worker pays once, not per partition.
 ``save_scaling`` / ``load_scaling`` keep the figures in a JSON file (``var/bench/scaling.json``) and
-``forecast`` turns them into core-hours, wall time and bytes for N objects on C cores, adding a per-partition
-orchestration overhead measured from real runs (:data:`MEASURED_OVERHEADS`) or given by the user.
+``forecast`` turns them into core-hours, wall time and bytes for N objects on C cores, adding the orchestration
+overheads (per partition, per array, settlement) measured from real runs (:data:`MEASURED_OVERHEADS`; checked
+against a real run by :mod:`pzlib.bench.forecast_check`) or given by the user.
 
 Examples
 --------
