@@ -401,15 +401,15 @@ class PartitionOverhead:
 
 MEASURED_OVERHEADS = {
     "slurm": PartitionOverhead(
-        0.162,
-        "scripts/bench_forecast.py on the single-node Slurm test cluster (2 CPUs, load average ~2.5), "
+        0.087,
+        "scripts/bench_forecast.py on the single-node Slurm test cluster (2 CPUs, load average ~1.2), "
         "2026-12-07: a calibration array of 2 long-lived workers × 8 partitions of 2,000 DC2 rows (BPZ): per "
-        "partition 0.215 s in a worker less the engine's 0.053 s (input row count, output validation, SHA-256, "
-        "markers); per array 8.4 s (submission, scheduling, worker start-up with the first output validation's "
-        "set-up, ~2.5 s, noticing the end at 2 s polls); settlement 3.1 ms a partition (grows with its bytes); "
-        "with these figures the 120-partition run was forecast at 22.2 s and took 21.5 s",
-        array_seconds=8.44,
-        settle_seconds=0.0031,
+        "partition 0.152 s in a worker less the engine's 0.065 s (input row count, output validation, SHA-256, "
+        "markers); per array 4.7 s (submission, scheduling, worker start-up with the first output validation's "
+        "set-up, noticing the end at 2 s polls); settlement 3.2 ms a partition (grows with its bytes); with these "
+        "figures the 120-partition run was forecast at 14.7 s and took 15.2 s",
+        array_seconds=4.68,
+        settle_seconds=0.0032,
     ),
     "local": PartitionOverhead(
         11.98,
