@@ -258,8 +258,9 @@ def measured_overhead(calibration: dict, fit, setup_s: float, partition_rows: in
 
 def run_check(config: CheckConfig, say=print) -> dict:
     """Steps 1–5 of the module's description; returns the report (also what ``main`` writes as JSON)."""
+    from pzlib.bench.cluster import define_connection
     from pzlib.bench.runtime_model import ForecastConfig, ScalingConfig, forecast, measure_scaling
-    from pzlib.cluster.slurm import SlurmBackend, settings_from_cluster_json
+    from pzlib.cluster.airflow import backend_for
     from pzlib.compute.train import train_model
 
     config.workdir.mkdir(parents=True, exist_ok=True)
@@ -290,7 +291,8 @@ def run_check(config: CheckConfig, say=print) -> dict:
                          "runs": [asdict(run) for run in measured.runs], "load_before": load_before,
                          "load_after": _load()}
 
-    slurm = SlurmBackend(settings_from_cluster_json(config.cluster_json))
+    # Through the SSH provider's hook, as the pz_compute DAG connects.
+    slurm = backend_for("slurm", define_connection(config.cluster_json))
     with slurm:
         say(f"3. calibration array: {len(calibration_paths)} partitions on {cores} cores (load {_load()})")
         calibration = run_array(calibration_spec, calibration_paths, model_path, config, slurm)
