@@ -89,16 +89,16 @@ class CheckConfig:
     """Keep the two run folders (default: removed once measured; the tiled inputs are kept for the next run)."""
 
     def __post_init__(self):
-        from pzlib.bench.runtime_model import _check_count
+        from pzlib.bench.runtime_model import check_count
         from pzlib.estimate import BUILTIN_ESTIMATORS
 
-        self.partitions = _check_count("partitions", self.partitions)
-        self.partition_rows = _check_count("partition_rows", self.partition_rows)
+        self.partitions = check_count("partitions", self.partitions)
+        self.partition_rows = check_count("partition_rows", self.partition_rows)
         # Two at least: a worker's pace is measured from the end of its first partition.
-        self.calibration_partitions_per_worker = _check_count("calibration_partitions_per_worker",
+        self.calibration_partitions_per_worker = check_count("calibration_partitions_per_worker",
                                                               self.calibration_partitions_per_worker, 2)
         if self.cores is not None:
-            self.cores = _check_count("cores", self.cores)
+            self.cores = check_count("cores", self.cores)
         if self.estimator not in BUILTIN_ESTIMATORS:
             raise ValueError(f"estimator must be one of {', '.join(BUILTIN_ESTIMATORS)}, got {self.estimator!r}")
         if not self.poll_interval_s > 0:
@@ -106,7 +106,7 @@ class CheckConfig:
         if self.scaling_sizes is None:
             rows = self.partition_rows
             self.scaling_sizes = (max(1, rows // 4), rows, 4 * rows)
-        self.scaling_sizes = tuple(sorted({_check_count("scaling_sizes", size) for size in self.scaling_sizes}))
+        self.scaling_sizes = tuple(sorted({check_count("scaling_sizes", size) for size in self.scaling_sizes}))
         if len(self.scaling_sizes) < 2:
             raise ValueError(f"scaling_sizes needs at least two different row counts to fit a + b·rows, got "
                              f"{self.scaling_sizes}")

@@ -49,7 +49,7 @@ DEFAULT_PARTITION_ROWS = 150_000
 FORMAT_VERSION = 1
 
 
-def _check_count(name: str, value: float, minimum: int = 1) -> int:
+def check_count(name: str, value: float, minimum: int = 1) -> int:
     """``value`` as an int, if it is a whole number ≥ ``minimum`` (accepts 20e9 and 1e4 as floats)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise ValueError(f"{name} must be a whole number, got {value!r}")
@@ -66,7 +66,7 @@ def parse_count(text: str, name: str = "count") -> int:
         value = float(text.replace("_", ""))
     except ValueError:
         raise ValueError(f"{name} must be a number like 20e9 or 150000, got {text!r}") from None
-    return _check_count(name, value)
+    return check_count(name, value)
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -291,11 +291,11 @@ class ScalingConfig:
         if unknown or not self.estimators:
             raise ValueError(f"estimators must be among {', '.join(BUILTIN_ESTIMATORS)}, got {list(self.estimators)}")
         if self.sizes is not None:
-            self.sizes = tuple(sorted({_check_count("sizes", size) for size in self.sizes}))
+            self.sizes = tuple(sorted({check_count("sizes", size) for size in self.sizes}))
             if len(self.sizes) < 2:
                 raise ValueError(f"sizes needs at least two different row counts to fit a + b·rows, got {self.sizes}")
         if self.batch_rows is not None:
-            _check_count("batch_rows", self.batch_rows)
+            check_count("batch_rows", self.batch_rows)
 
     def sizes_for(self, estimator: str) -> tuple[int, ...]:
         return self.sizes or default_sizes(estimator)
@@ -472,9 +472,9 @@ class ForecastConfig:
     True for backend 'slurm'."""
 
     def __post_init__(self):
-        self.objects = _check_count("objects", self.objects)
-        self.cores = _check_count("cores", self.cores)
-        self.partition_rows = _check_count("partition_rows", self.partition_rows)
+        self.objects = check_count("objects", self.objects)
+        self.cores = check_count("cores", self.cores)
+        self.partition_rows = check_count("partition_rows", self.partition_rows)
         overhead = self.overhead_s_per_partition
         if overhead is not None and not (math.isfinite(overhead) and overhead >= 0):
             raise ValueError(f"overhead_s_per_partition must be zero or more seconds, got {overhead!r}")
