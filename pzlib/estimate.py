@@ -429,25 +429,27 @@ def _seeded_generators(seed: int):
     """Informers that draw from generators nobody seeds draw from seeded ones in this block, so that a model
     is reproducible: GPz splits its training set with numpy's global generator, and TPZ (pz-rail-tpz 2.1.2) makes
     its random realizations and bootstrap samples with the ``default_rng()`` its ``mlz_utils.data.catalog``
-    creates when given none (and picks attributes with Python's ``random``)."""
+    creates when given none (and picks attributes with Python's ``random``). That module is patched only when
+    loaded (by TPZ's stage, built before training): other estimators neither import nor need it."""
     import random
+    import sys
 
-    from rail.estimation.algos.mlz_utils import data as mlz_data
-
-    unseeded_catalog = mlz_data.catalog
-
-    class SeededCatalog(unseeded_catalog):
-        def __init__(self, *args, rng=None, **kwargs):
-            super().__init__(*args, rng=np.random.default_rng(seed) if rng is None else rng, **kwargs)
-
+    mlz_data = sys.modules.get("rail.estimation.algos.mlz_utils.data")
+    unseeded_catalog = mlz_data.catalog if mlz_data else None
     numpy_state, python_state = np.random.get_state(), random.getstate()
     np.random.seed(seed)
     random.seed(seed)
-    mlz_data.catalog = SeededCatalog
+    if mlz_data:
+        class SeededCatalog(unseeded_catalog):
+            def __init__(self, *args, rng=None, **kwargs):
+                super().__init__(*args, rng=np.random.default_rng(seed) if rng is None else rng, **kwargs)
+
+        mlz_data.catalog = SeededCatalog
     try:
         yield
     finally:
-        mlz_data.catalog = unseeded_catalog
+        if mlz_data:
+            mlz_data.catalog = unseeded_catalog
         np.random.set_state(numpy_state)
         random.setstate(python_state)
 
