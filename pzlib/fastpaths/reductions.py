@@ -129,6 +129,31 @@ def _block_sum(values: np.ndarray, start: int, count: int, shift: float, excess:
     return total
 
 
+SIDE_BY_SIDE = 8
+"""Rows whose running sums :func:`running_sums` advances together."""
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
+def running_sums(terms: np.ndarray, out: np.ndarray | None) -> tuple:
+    """``out[lane] = np.cumsum(terms[lane])`` (left to right) for the eight rows of ``terms``; returns the eight
+    totals, and only them when ``out`` is None (compiled without the stores). A running sum is a chain of
+    dependent additions, bound by the adder's latency: the eight chains advance side by side, each in a
+    register, so that the CPU overlaps them. ``fastmath=False`` is explicit: numba hands a caller's fastmath
+    flags to a callee that sets none, and a ``reassoc`` caller would reorder these sums."""
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    for index in range(terms.shape[1]):
+        if index == 0:  # the first term itself, as np.cumsum (0.0 + -0.0 would be +0.0)
+            a0, a1, a2, a3 = terms[0, 0], terms[1, 0], terms[2, 0], terms[3, 0]
+            a4, a5, a6, a7 = terms[4, 0], terms[5, 0], terms[6, 0], terms[7, 0]
+        else:
+            a0, a1, a2, a3 = a0 + terms[0, index], a1 + terms[1, index], a2 + terms[2, index], a3 + terms[3, index]
+            a4, a5, a6, a7 = a4 + terms[4, index], a5 + terms[5, index], a6 + terms[6, index], a7 + terms[7, index]
+        if out is not None:
+            out[0, index], out[1, index], out[2, index], out[3, index] = a0, a1, a2, a3
+            out[4, index], out[5, index], out[6, index], out[7, index] = a4, a5, a6, a7
+    return a0, a1, a2, a3, a4, a5, a6, a7
+
+
 @numba.njit(cache=True, error_model="numpy")
 def first_argmax(values: np.ndarray, start: int, count: int) -> int:
     """``np.argmax(values[start:start + count])``: the first maximum, or the first NaN if there is one."""

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
+from pzlib.fastpaths.reductions import SIDE_BY_SIDE, running_sums
+
 
 @dataclass
 class FastResult:
@@ -35,7 +37,7 @@ class FastResult:
 
 
 def interp_normalize(grid: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Turn ``values`` (n_objects, len(grid)), in place, into the ``yvals`` of
+    """Turn ``values`` (n_objects, len(grid) float64), in place, into the ``yvals`` of
     ``qp.Ensemble(qp.interp, data={"xvals": grid, "yvals": values})``, bit for bit; returns ``values``.
 
     qp divides each row by its trapezoid integral (a cumulative sum of trapezoids, in qp's operation order).
@@ -48,13 +50,45 @@ def interp_normalize(grid: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 @numba.njit(cache=True, error_model="numpy")
 def _interp_normalize_rows(grid, values):
-    for row in range(values.shape[0]):
-        for _ in range(2):
-            integral = 0.0
-            for index in range(grid.size - 1):
-                integral += (grid[index + 1] - grid[index]) * 0.5 * (values[row, index + 1] + values[row, index])
-            for index in range(grid.size):
-                values[row, index] = values[row, index] / integral
+    """:func:`interp_normalize`'s two normalizations in place, eight rows at a time, each row with qp's
+    operations in qp's order. An integral is a chain of ~300 dependent additions: the eight rows' chains
+    advance side by side (:func:`running_sums`). The divisions, which then bound the speed, share their loops
+    with the trapezoids of the next integrals: the row's second ones, then those of the row its lane takes
+    next."""
+    n_rows, n_z = values.shape
+    half_widths = np.empty(n_z - 1)
+    for index in range(n_z - 1):
+        half_widths[index] = (grid[index + 1] - grid[index]) * 0.5
+    trapezoids = np.zeros((SIDE_BY_SIDE, n_z))  # column 0 stays 0.0, where qp's sum starts
+    spare = np.zeros(n_z)  # stands for the rows past the last one
+    for lane in range(min(SIDE_BY_SIDE, n_rows)):
+        for index in range(n_z - 1):
+            trapezoids[lane, index + 1] = _trapezoid(half_widths, values[lane], index)
+    for first in range(0, n_rows, SIDE_BY_SIDE):
+        count = min(SIDE_BY_SIDE, n_rows - first)
+        integrals = running_sums(trapezoids, None)
+        for lane in range(count):
+            row, integral = values[first + lane], integrals[lane]
+            previous = row[0] = row[0] / integral
+            for index in range(n_z - 1):
+                quotient = row[index + 1] = row[index + 1] / integral
+                trapezoids[lane, index + 1] = half_widths[index] * (quotient + previous)
+                previous = quotient
+        integrals = running_sums(trapezoids, None)
+        for lane in range(count):
+            row, integral = values[first + lane], integrals[lane]
+            following = first + SIDE_BY_SIDE + lane
+            following_row = values[following] if following < n_rows else spare
+            for index in range(n_z - 1):
+                row[index] = row[index] / integral
+                trapezoids[lane, index + 1] = _trapezoid(half_widths, following_row, index)
+            row[n_z - 1] = row[n_z - 1] / integral
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _trapezoid(half_widths, row, index):
+    """qp's trapezoid ``index`` of ``row``."""
+    return half_widths[index] * (row[index + 1] + row[index])
 
 
 def stage_config(stage_class: type, options: dict):

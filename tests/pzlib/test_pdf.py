@@ -99,9 +99,13 @@ def _edge_and_delta_pdfs() -> np.ndarray:
     return pdfs
 
 
-def test_summarize_is_the_numpy_definitions_bit_for_bit(gaussian_pdfs):
-    pdfs = np.concatenate([gaussian_pdfs[0], np.random.default_rng(3).random((50, GRID.size)),
-                           _edge_and_delta_pdfs()])
+@pytest.mark.parametrize("count", [1, 3, 8, 17, 560])
+def test_summarize_is_the_numpy_definitions_bit_for_bit(gaussian_pdfs, count):
+    """The last ``count`` rows: whole groups of eight and not (the kernel goes eight rows at a time), and the
+    degenerate rows, among them one whose CDF goes down (where the quantile search scans)."""
+    wavy = np.sin(7.0 * GRID)[None, :]
+    pdfs = np.concatenate([gaussian_pdfs[0], np.random.default_rng(3).random((50, GRID.size)), wavy,
+                           _edge_and_delta_pdfs()])[-count:]
     levels = [0.5, 0.16, 0.84]
     summaries = pdf.summarize(pdfs, GRID, levels)
     quantile_values, mean, increments = _numpy_summaries(pdfs, levels)

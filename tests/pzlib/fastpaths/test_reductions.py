@@ -11,6 +11,7 @@ from pzlib.fastpaths.reductions import (
     pairwise_column_sums,
     pairwise_excess_sum,
     pairwise_sum,
+    running_sums,
 )
 
 
@@ -37,3 +38,15 @@ def test_first_argmax_and_argmin_are_numpys(values):
     assert first_argmax(values, 0, values.size) == np.argmax(values)
     assert first_argmin(values, 0, values.size) == np.argmin(values)
     assert first_argmin(-values, 0, values.size) == np.argmin(-values)
+
+
+@pytest.mark.parametrize("length", [0, 1, 2, 301])
+def test_running_sums_are_numpys_cumsum_of_each_row(length):
+    rng = np.random.default_rng(length)
+    terms = rng.standard_normal((8, length)) * 10.0 ** rng.uniform(-12, 12, (8, length))
+    terms[3, :2] = -0.0  # np.cumsum keeps a leading -0.0 (0.0 + -0.0 would not)
+    out = np.empty_like(terms)
+    totals = running_sums(terms, out)
+    expected = np.cumsum(terms, axis=1)
+    np.testing.assert_array_equal(out.view(np.int64), expected.view(np.int64))
+    assert totals == running_sums(terms, None) == (tuple(expected[:, -1]) if length else (0.0,) * 8)
