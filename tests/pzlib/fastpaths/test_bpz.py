@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -14,13 +16,13 @@ PDF_TOLERANCE = 1e-10
 POINT_TOLERANCE = 1e-10
 
 
-def assert_same_as_stock(result, ensemble):
+def assert_same_as_stock(result, ensemble, pdf_tolerance=PDF_TOLERANCE):
     """zmode and tb identical for every object; PDFs, zmean and todds within the issue's tolerances."""
     ancil = ensemble.ancil
     np.testing.assert_array_equal(result.grid, np.asarray(ensemble.metadata["xvals"]).reshape(-1))
     np.testing.assert_array_equal(result.zmode, np.asarray(ancil["zmode"]).reshape(-1))
     np.testing.assert_array_equal(result.extra["tb"], np.asarray(ancil["tb"]).reshape(-1))
-    np.testing.assert_allclose(result.pdfs, ensemble.objdata["yvals"], rtol=0, atol=PDF_TOLERANCE)
+    np.testing.assert_allclose(result.pdfs, ensemble.objdata["yvals"], rtol=0, atol=pdf_tolerance)
     np.testing.assert_allclose(result.zmean, np.asarray(ancil["zmean"]).reshape(-1), rtol=0, atol=POINT_TOLERANCE)
     np.testing.assert_allclose(result.extra["todds"], np.asarray(ancil["todds"]).reshape(-1), rtol=0,
                                atol=POINT_TOLERANCE)
@@ -99,6 +101,58 @@ def test_rail_options_mean_what_they_mean_in_rail(rail_options, bpz_model, valid
     batch = degraded_batch(validation_columns, 1_200)
     result = make_fast_estimator("bpz", load_model(bpz_model), config.stage_options()).estimate(batch)
     assert_same_as_stock(result, run_stock(bpz_model, config, batch))
+
+
+@pytest.fixture
+def template_set(tmp_path, bpz_model, load_model):
+    """``template_set(n)``: (RAIL options, model path) for the first ``n`` of CWWSB4's eight templates,
+    cycled (9: the first one again, in the last broad type), in a data folder of their own that shares the
+    SED files, filters and AB files of the platform's; the model's prior counts the templates per type."""
+    import pickle
+
+    source = Path(EstimateConfig("bpz").stage_options()["bpz_ref_data_path"])
+
+    def make(n_templates: int) -> tuple[dict, Path]:
+        data = tmp_path / f"bpz_data_{n_templates}"
+        (data / "SED").mkdir(parents=True)
+        for name in ("FILTER", "AB"):
+            (data / name).symlink_to(source / name)
+        for sed in (source / "SED").iterdir():
+            (data / "SED" / sed.name).symlink_to(sed)
+        seds = (source / "SED" / "CWWSB4.list").read_text().split()
+        (data / "SED" / "custom.list").write_text("\n".join(seds[index % 8] for index in range(n_templates)))
+        model = load_model(bpz_model)
+        model["priormodel"]["nt_array"] = [1, 2, n_templates - 3]
+        model_path = tmp_path / f"bpz_{n_templates}.pkl"
+        model_path.write_bytes(pickle.dumps(model))
+        return {"spectra_file": "custom.list", "bpz_ref_data_path": str(data)}, model_path
+
+    return make
+
+
+@pytest.mark.parametrize("n_templates", [7, 9])
+def test_template_sets_other_than_eight_give_stock_answers(n_templates, template_set, validation_columns,
+                                                           run_stock, load_model):
+    """Eight templates (CWWSB4) take a fused posterior loop; any other count the per-template one."""
+    rail_options, model_path = template_set(n_templates)
+    config = EstimateConfig("bpz", rail_options=rail_options)
+    batch = degraded_batch(validation_columns, 600)
+    result = make_fast_estimator("bpz", load_model(model_path), config.stage_options()).estimate(batch)
+    assert_same_as_stock(result, run_stock(model_path, config, batch))
+
+
+def test_more_than_six_bands_give_stock_answers(bpz_model, validation_columns, run_stock, load_model):
+    """Up to six observed bands are summed in registers; a seventh (here u again) takes per-cell arrays. With
+    seven bands χ² = Σ(f/σ)² − (Σ fT/σ²)²/Σ T²/σ² cancels more for bright objects, and multiplying by 1/σ²
+    where desc_bpz divides by σ² moves their PDFs by up to ~5e-10 (it did before the fused multiply-adds
+    too): 1e-9 here, 1e-10 on the six LSST bands."""
+    config = EstimateConfig("bpz", bands=("u", "g", "r", "i", "z", "y", "u"),
+                            rail_options={"filter_list": [f"DC2LSST_{band}" for band in "ugrizyu"],
+                                          "zp_offsets": [0.0] * 7, "override_file_offsets": True,
+                                          "zp_errors": [0.01] * 7})
+    batch = degraded_batch(validation_columns, 600)
+    result = make_fast_estimator("bpz", load_model(bpz_model), config.stage_options()).estimate(batch)
+    assert_same_as_stock(result, run_stock(bpz_model, config, batch), pdf_tolerance=1e-9)
 
 
 def test_inconsistent_bands_are_refused(bpz_model, load_model):
