@@ -11,7 +11,7 @@ from fixtures.damage import flip_bit_in_data_page
 
 from pzlib import pdf
 from pzlib.bench.compare import run_stock
-from pzlib.catalog import CatalogError, write_parquet
+from pzlib.catalog import CatalogError, open_catalog, write_parquet
 from pzlib.estimate import (
     EstimateConfig,
     PartitionEstimator,
@@ -20,7 +20,7 @@ from pzlib.estimate import (
     resolve_estimator,
     train,
 )
-from pzlib.preprocess import PreprocessConfig
+from pzlib.preprocess import PreprocessConfig, clean_batch
 
 
 def test_builtin_and_rail_class_names_resolve():
@@ -73,6 +73,21 @@ def test_zmode_equals_stock_rail_with_the_same_model(estimator, engine, dc2_run,
     zmode = pq.read_table(ours).column("zmode").to_numpy()
     assert zmode.size == stock["rows"] == 2000
     assert np.max(np.abs(zmode - np.asarray(stock["zmode"]))) <= 1e-6
+
+
+@pytest.mark.parametrize("estimator", ["bpz", "fzboost"])
+def test_a_fast_path_gives_the_same_table_whatever_its_chunks(estimator, dc2_run, dc2_slice, monkeypatch):
+    """A fast path estimates a batch FAST_CHUNK_ROWS rows at a time: the chunks do not change a bit."""
+    import pzlib.estimate
+
+    spec, _ = dc2_run
+    estimator = PartitionEstimator(spec.model_path(estimator), EstimateConfig(estimator))
+    reader = open_catalog(dc2_slice)
+    batch = clean_batch(next(reader.iter_batches(PreprocessConfig().input_columns(reader.column_names), 2000)),
+                        PreprocessConfig())
+    whole = estimator.estimate_batch(batch)
+    monkeypatch.setattr(pzlib.estimate, "FAST_CHUNK_ROWS", 333)
+    assert estimator.estimate_batch(batch).equals(whole)
 
 
 def test_photoz_table_columns_pdfs_and_qp_round_trip(dc2_run):
