@@ -45,7 +45,7 @@ import numba
 import numpy as np
 
 from pzlib.fastpaths.reductions import first_argmax, lane_sum, nan_min, pairwise_column_sums, pairwise_sum
-from pzlib.fastpaths.result import FastResult, interp_normalize, stage_config
+from pzlib.fastpaths.result import FastResult, interp_normalize_rows, stage_config
 
 PRIOR_TAIL_CLIP = 700.0
 """desc_bpz's prior clips (z/zm)^a at 700 before exponentiating."""
@@ -157,7 +157,6 @@ class FastBPZlite:
                 for row in range(start, stop):
                     pdfs[row] = np.convolve(pdfs[row], self._kernel, 1)
                 _block_summary(exponents, start, stop, pdfs, marginal, *summary)
-            interp_normalize(self.grid, pdfs[start:stop])
         return FastResult(grid=self.grid, pdfs=pdfs, zmode=zmode, zmean=zmean,
                           extra={"tb": best_template, "todds": template_odds})
 
@@ -328,12 +327,14 @@ def _block_posterior(exponents, start, stop, z_to_a, tail_floor, no_prior, fract
 
 @numba.njit(cache=True, error_model="numpy")
 def _block_summary(exponents, start, stop, pdfs, marginal, grid, p_min, zmode, zmean, best_template, template_odds):
-    """:func:`_summarize` of the block ``start:stop``, its posterior cells at the start of ``exponents``."""
+    """:func:`_summarize` of the block ``start:stop``, its posterior cells at the start of ``exponents``; then
+    its PDFs normalized as qp does (:func:`pzlib.fastpaths.result.interp_normalize`)."""
     n_objects, n_z = stop - start, pdfs.shape[1]
     n_cells = marginal.shape[1] * n_z
     _summarize(pdfs[start:stop], exponents[: n_objects * n_cells].reshape(n_objects, n_cells), marginal[:n_objects],
                grid, p_min, zmode[start:stop], zmean[start:stop], best_template[start:stop],
                template_odds[start:stop])
+    interp_normalize_rows(grid, pdfs[start:stop])
 
 
 FUSED_BANDS = 6

@@ -44,17 +44,17 @@ def interp_normalize(grid: np.ndarray, values: np.ndarray) -> np.ndarray:
     An ensemble does that twice, because scipy's freeze builds the interp generator a second time from the
     already normalized values; so does this function. A row whose integral is 0 becomes NaN, as in qp.
     """
-    _interp_normalize_rows(np.ascontiguousarray(grid, dtype=np.float64), values)
+    interp_normalize_rows(np.ascontiguousarray(grid, dtype=np.float64), values)
     return values
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _interp_normalize_rows(grid, values):
-    """:func:`interp_normalize`'s two normalizations in place, eight rows at a time, each row with qp's
-    operations in qp's order. An integral is a chain of ~300 dependent additions: the eight rows' chains
-    advance side by side (:func:`running_sums`). The divisions, which then bound the speed, share their loops
-    with the trapezoids of the next integrals: the row's second ones, then those of the row its lane takes
-    next."""
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
+def interp_normalize_rows(grid, values):
+    """:func:`interp_normalize`'s two normalizations in place, for compiled callers (``grid`` contiguous
+    float64), eight rows at a time, each row with qp's operations in qp's order. An integral is a chain of ~300
+    dependent additions: the eight rows' chains advance side by side (:func:`running_sums`). The divisions,
+    which then bound the speed, share their loops with the trapezoids of the next integrals: the row's second
+    ones, then those of the row its lane takes next."""
     n_rows, n_z = values.shape
     half_widths = np.empty(n_z - 1)
     for index in range(n_z - 1):
@@ -85,7 +85,7 @@ def _interp_normalize_rows(grid, values):
             row[n_z - 1] = row[n_z - 1] / integral
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, error_model="numpy", fastmath=False, inline="always")
 def _trapezoid(half_widths, row, index):
     """qp's trapezoid ``index`` of ``row``."""
     return half_widths[index] * (row[index + 1] + row[index])
