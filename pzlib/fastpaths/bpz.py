@@ -166,7 +166,7 @@ class _Prior:
 
     The prior depends on an object only through its reference magnitude, and the templates of one broad
     type share their parameters, so it is computed once per distinct magnitude offset of a block and per
-    broad type, with desc_bpz's operations; the per-template type fractions multiply it in the kernels. What
+    broad type; the per-template type fractions multiply it in the kernels. What
     depends on the magnitude alone (zm^a per type, the type fractions) is computed for a whole batch at once.
     """
 
@@ -175,7 +175,6 @@ class _Prior:
         self.no_prior = no_prior
         self.m0 = priormodel["mo"]
         self.template_type = np.repeat(np.arange(len(per_type)), per_type).astype(np.int64)
-        self.n_z = grid.size
         self.tail_floor = 1e-2 / float(grid.size)
         self.zo, self.km, self.alpha = (np.asarray(priormodel[key], dtype=np.float64)
                                         for key in ("zo_arr", "km_arr", "a_arr"))

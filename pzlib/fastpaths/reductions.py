@@ -155,8 +155,7 @@ def running_sums(terms: np.ndarray, out: np.ndarray | None) -> tuple:
     """``out[lane] = np.cumsum(terms[lane])`` (left to right) for the eight rows of ``terms``; returns the eight
     totals, and only them when ``out`` is None (compiled without the stores). A running sum is a chain of
     dependent additions, bound by the adder's latency: the eight chains advance side by side, each in a
-    register, so that the CPU overlaps them. ``fastmath=False`` is explicit: numba hands a caller's fastmath
-    flags to a callee that sets none, and a ``reassoc`` caller would reorder these sums."""
+    register, so that the CPU overlaps them."""
     a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
     for index in range(terms.shape[1]):
         if index == 0:  # the first term itself, as np.cumsum (0.0 + -0.0 would be +0.0)
@@ -190,10 +189,6 @@ def _bits_float(typingctx, value):
 _MAGNITUDE_BITS = 0x7FFFFFFFFFFFFFFF
 """All bits but the sign: flipping them on negative floats makes the int64 order of the bits the float order."""
 
-_LARGEST_KEY = _MAGNITUDE_BITS
-"""A key above every float's (:func:`_order_key`), where a running minimum of keys starts."""
-
-
 @numba.njit(cache=True, fastmath=False, inline="always")
 def _order_key(value: float) -> int:
     """An int64 that orders as the float64 ``value`` does (−0.0 just below +0.0; NaNs outside ±inf). A
@@ -213,7 +208,7 @@ def _key_value(key: int) -> float:
 def nan_min(values: np.ndarray) -> float:
     """``np.min(values)`` of a contiguous 1-D float64 array: NaN if there is one, else the minimum, from the
     vectorized minimum of :func:`_order_key` (of −0.0 and +0.0 it returns −0.0; NumPy may return either)."""
-    lowest = _LARGEST_KEY
+    lowest = np.int64(_MAGNITUDE_BITS)  # above every float's key
     nans = 0
     for index in range(values.size):
         value = values[index]

@@ -94,17 +94,11 @@ def _finish_row(cumulative, grid, levels, with_cdf8, cdf_levels, quantiles_out, 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _first_reaching(cdf, level, ordered):
-    """``np.argmax(cdf >= level)``: the first index whose value reaches ``level``, else 0. By bisection when
-    ``cdf`` is ``ordered`` (never decreases, no NaN), else by a scan."""
+    """``np.argmax(cdf >= level)``: the first index whose value reaches ``level``, else 0. By
+    ``np.searchsorted`` when ``cdf`` is ``ordered`` (never decreases, no NaN), else by a scan."""
     if ordered:
-        low, high = 0, cdf.size
-        while low < high:
-            middle = (low + high) // 2
-            if cdf[middle] >= level:
-                high = middle
-            else:
-                low = middle + 1
-        return low if low < cdf.size else 0
+        index = np.searchsorted(cdf, level)  # side "left": the first value >= level
+        return index if index < cdf.size else 0
     for index in range(cdf.size):
         if cdf[index] >= level:
             return index
